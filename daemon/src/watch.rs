@@ -1,0 +1,1 @@
+//! Hot reload of plugins, standards and catalog (being wired).
