@@ -135,7 +135,9 @@ mod tests {
             .deserialize::<Settings>()
             .unwrap_err();
         assert!(err.message().contains("url"), "{err}");
-        let err = Params::from_json(json!({"url": 5})).deserialize::<Settings>().unwrap_err();
+        let err = Params::from_json(json!({"url": 5}))
+            .deserialize::<Settings>()
+            .unwrap_err();
         assert!(err.message().starts_with("params"), "{err}");
     }
 

@@ -115,7 +115,10 @@ mod tests {
             .with_team("pay")
             .with_tier(1)
             .with_property("repo", json!({"path": "pay/api", "stars": 4}));
-        assert_eq!(entity.property::<String>("repo.path").as_deref(), Some("pay/api"));
+        assert_eq!(
+            entity.property::<String>("repo.path").as_deref(),
+            Some("pay/api")
+        );
         assert_eq!(entity.property::<u32>("repo.stars"), Some(4));
         assert_eq!(entity.property::<String>("repo.missing"), None);
         assert_eq!(entity.title, "payments");
@@ -130,7 +133,10 @@ mod tests {
         assert_eq!(entity.field_text("identifier").as_deref(), Some("web"));
         assert_eq!(entity.field_text("tier").as_deref(), Some("2"));
         assert_eq!(entity.field_text("team"), None);
-        assert_eq!(entity.field_text("properties.port").as_deref(), Some("8080"));
+        assert_eq!(
+            entity.field_text("properties.port").as_deref(),
+            Some("8080")
+        );
         assert_eq!(entity.field_text("region").as_deref(), Some("eu"));
     }
 }

@@ -18,7 +18,9 @@ pub struct Facts {
 impl Facts {
     /// No facts at all.
     pub fn new() -> Self {
-        Self { sources: Value::Object(Map::new()) }
+        Self {
+            sources: Value::Object(Map::new()),
+        }
     }
 
     /// These facts plus `facts` from `source` (replacing what that source had).
@@ -34,7 +36,9 @@ impl Facts {
         if value.is_object() {
             Ok(Self { sources: value })
         } else {
-            Err(PluginError::failed("facts must be a JSON object keyed by data source"))
+            Err(PluginError::failed(
+                "facts must be a JSON object keyed by data source",
+            ))
         }
     }
 
@@ -55,7 +59,10 @@ impl Facts {
 
     /// The names of the sources that reported facts.
     pub fn sources(&self) -> impl Iterator<Item = &str> {
-        self.sources.as_object().into_iter().flat_map(|m| m.keys().map(String::as_str))
+        self.sources
+            .as_object()
+            .into_iter()
+            .flat_map(|m| m.keys().map(String::as_str))
     }
 
     /// The raw value at the dotted `path` in `source`'s facts.
@@ -87,11 +94,17 @@ mod tests {
         let facts = Facts::new()
             .with_source("prometheus", json!({"slo": {"availability": 0.9995}}))
             .with_source("repo-scan", json!({"has_readme": true}));
-        assert_eq!(facts.get::<f64>("prometheus", "slo.availability"), Some(0.9995));
+        assert_eq!(
+            facts.get::<f64>("prometheus", "slo.availability"),
+            Some(0.9995)
+        );
         assert_eq!(facts.get::<bool>("repo-scan", "has_readme"), Some(true));
         assert_eq!(facts.get::<bool>("repo-scan", "has_docs"), None);
         assert_eq!(facts.get::<f64>("pagerduty", "x"), None);
-        assert_eq!(facts.sources().collect::<Vec<_>>(), ["prometheus", "repo-scan"]);
+        assert_eq!(
+            facts.sources().collect::<Vec<_>>(),
+            ["prometheus", "repo-scan"]
+        );
     }
 
     #[test]

@@ -120,7 +120,13 @@ pub struct Request {
 impl Request {
     /// A request with this method and URL, no headers, no body, no timeout.
     pub fn new(method: Method, url: impl Into<String>) -> Self {
-        Self { method, url: url.into(), headers: Vec::new(), body: Vec::new(), timeout: None }
+        Self {
+            method,
+            url: url.into(),
+            headers: Vec::new(),
+            body: Vec::new(),
+            timeout: None,
+        }
     }
 
     /// A `GET` request.
@@ -223,7 +229,12 @@ pub struct Response {
 impl Response {
     /// A response with this status and nothing else (tests build canned responses with it).
     pub fn new(status: u16) -> Self {
-        Self { url: String::new(), status, headers: Vec::new(), body: Vec::new() }
+        Self {
+            url: String::new(),
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
     }
 
     /// A `200` response with `value` as its JSON body.
@@ -245,6 +256,7 @@ impl Response {
         self
     }
 
+    #[cfg(not(target_arch = "wasm32"))]
     pub(crate) fn with_url(mut self, url: &str) -> Self {
         self.url = url.to_string();
         self
@@ -293,7 +305,10 @@ impl Response {
 }
 
 fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
 }
 
 /// Percent-encode `text` for use inside a URL query value or path segment.
@@ -335,7 +350,9 @@ impl ParsedUrl {
         let rest = rest.split('#').next().unwrap_or_default();
         let split = rest.find(['/', '?']).unwrap_or(rest.len());
         let (authority, path) = rest.split_at(split);
-        if authority.is_empty() || authority.contains('@') || authority.contains(char::is_whitespace)
+        if authority.is_empty()
+            || authority.contains('@')
+            || authority.contains(char::is_whitespace)
         {
             return Err(invalid("missing or unsupported host"));
         }
@@ -347,7 +364,11 @@ impl ParsedUrl {
             p if p.starts_with('?') => format!("/{p}"),
             p => p.to_string(),
         };
-        Ok(Self { https, authority: authority.to_string(), path_with_query })
+        Ok(Self {
+            https,
+            authority: authority.to_string(),
+            path_with_query,
+        })
     }
 }
 
@@ -369,14 +390,19 @@ mod wasi {
     const CHUNK: u64 = 64 * 1024;
 
     pub(super) fn send(request: &Request, url: &ParsedUrl) -> Result<Response, HttpError> {
-        let fail = |reason: String| HttpError::Connection { url: request.url.clone(), reason };
+        let fail = |reason: String| HttpError::Connection {
+            url: request.url.clone(),
+            reason,
+        };
         let entries: Vec<(String, Vec<u8>)> = request
             .headers
             .iter()
             .map(|(n, v)| (n.to_ascii_lowercase(), v.as_bytes().to_vec()))
             .collect();
-        let headers = Fields::from_list(&entries)
-            .map_err(|e| HttpError::InvalidUrl { url: request.url.clone(), reason: format!("bad header: {e:?}") })?;
+        let headers = Fields::from_list(&entries).map_err(|e| HttpError::InvalidUrl {
+            url: request.url.clone(),
+            reason: format!("bad header: {e:?}"),
+        })?;
         let outgoing = OutgoingRequest::new(headers);
         let method = match request.method {
             Method::Get => WasiMethod::Get,
@@ -386,14 +412,24 @@ mod wasi {
             Method::Delete => WasiMethod::Delete,
             Method::Head => WasiMethod::Head,
         };
-        let scheme = if url.https { Scheme::Https } else { Scheme::Http };
+        let scheme = if url.https {
+            Scheme::Https
+        } else {
+            Scheme::Http
+        };
         let invalid = |what: &str| HttpError::InvalidUrl {
             url: request.url.clone(),
             reason: format!("the host rejected the {what}"),
         };
-        outgoing.set_method(&method).map_err(|()| invalid("method"))?;
-        outgoing.set_scheme(Some(&scheme)).map_err(|()| invalid("scheme"))?;
-        outgoing.set_authority(Some(&url.authority)).map_err(|()| invalid("authority"))?;
+        outgoing
+            .set_method(&method)
+            .map_err(|()| invalid("method"))?;
+        outgoing
+            .set_scheme(Some(&scheme))
+            .map_err(|()| invalid("scheme"))?;
+        outgoing
+            .set_authority(Some(&url.authority))
+            .map_err(|()| invalid("authority"))?;
         outgoing
             .set_path_with_query(Some(&url.path_with_query))
             .map_err(|()| invalid("path"))?;
@@ -408,14 +444,20 @@ mod wasi {
             options
         });
         let deadline = request.timeout.map(|timeout| {
-            monotonic_clock::subscribe_duration(u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX))
+            monotonic_clock::subscribe_duration(
+                u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX),
+            )
         });
 
-        let body = outgoing.body().map_err(|()| fail("request body unavailable".into()))?;
-        let pending = outgoing_handler::handle(outgoing, options)
-            .map_err(|code| map_error(request, code))?;
+        let body = outgoing
+            .body()
+            .map_err(|()| fail("request body unavailable".into()))?;
+        let pending =
+            outgoing_handler::handle(outgoing, options).map_err(|code| map_error(request, code))?;
         {
-            let stream = body.write().map_err(|()| fail("request body unavailable".into()))?;
+            let stream = body
+                .write()
+                .map_err(|()| fail("request body unavailable".into()))?;
             for chunk in request.body.chunks(4096) {
                 stream
                     .blocking_write_and_flush(chunk)
@@ -442,13 +484,19 @@ mod wasi {
                 .map(|(n, v)| (n, String::from_utf8_lossy(&v).into_owned()))
                 .collect()
         };
-        let incoming = response.consume().map_err(|()| fail("response body unavailable".into()))?;
+        let incoming = response
+            .consume()
+            .map_err(|()| fail("response body unavailable".into()))?;
         let mut bytes = Vec::new();
         {
-            let stream = incoming.stream().map_err(|()| fail("response body unavailable".into()))?;
+            let stream = incoming
+                .stream()
+                .map_err(|()| fail("response body unavailable".into()))?;
             loop {
                 match stream.read(CHUNK) {
-                    Ok(chunk) if chunk.is_empty() => wait(&stream.subscribe(), deadline.as_ref(), request)?,
+                    Ok(chunk) if chunk.is_empty() => {
+                        wait(&stream.subscribe(), deadline.as_ref(), request)?
+                    }
                     Ok(chunk) => bytes.extend_from_slice(&chunk),
                     Err(StreamError::Closed) => break,
                     Err(StreamError::LastOperationFailed(e)) => {
@@ -458,7 +506,12 @@ mod wasi {
             }
         }
         drop(IncomingBody::finish(incoming));
-        Ok(Response { url: request.url.clone(), status, headers, body: bytes })
+        Ok(Response {
+            url: request.url.clone(),
+            status,
+            headers,
+            body: bytes,
+        })
     }
 
     /// Block until `ready` fires, or fail with a timeout when `deadline` fires first.
@@ -477,7 +530,9 @@ mod wasi {
                 if fired.contains(&0) {
                     Ok(())
                 } else {
-                    Err(HttpError::Timeout { url: request.url.clone() })
+                    Err(HttpError::Timeout {
+                        url: request.url.clone(),
+                    })
                 }
             }
         }
@@ -492,10 +547,14 @@ mod wasi {
             | ErrorCode::ConnectionWriteTimeout
             | ErrorCode::HttpResponseTimeout
             | ErrorCode::DnsTimeout => HttpError::Timeout { url },
-            ErrorCode::HttpRequestUriInvalid => {
-                HttpError::InvalidUrl { url, reason: "rejected by the host".into() }
-            }
-            other => HttpError::Connection { url, reason: format!("{other:?}") },
+            ErrorCode::HttpRequestUriInvalid => HttpError::InvalidUrl {
+                url,
+                reason: "rejected by the host".into(),
+            },
+            other => HttpError::Connection {
+                url,
+                reason: format!("{other:?}"),
+            },
         }
     }
 }
@@ -513,35 +572,62 @@ mod tests {
         let url = ParsedUrl::parse("HTTPS://example.com").unwrap();
         assert!(url.https);
         assert_eq!(url.path_with_query, "/");
-        assert_eq!(ParsedUrl::parse("http://h?x=1").unwrap().path_with_query, "/?x=1");
+        assert_eq!(
+            ParsedUrl::parse("http://h?x=1").unwrap().path_with_query,
+            "/?x=1"
+        );
     }
 
     #[test]
     fn rejects_unsendable_urls() {
-        for bad in ["ftp://x/", "127.0.0.1/x", "http:///x", "http://u@h/", "http://h/a b"] {
-            assert!(matches!(ParsedUrl::parse(bad), Err(HttpError::InvalidUrl { .. })), "{bad}");
+        for bad in [
+            "ftp://x/",
+            "127.0.0.1/x",
+            "http:///x",
+            "http://u@h/",
+            "http://h/a b",
+        ] {
+            assert!(
+                matches!(ParsedUrl::parse(bad), Err(HttpError::InvalidUrl { .. })),
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn encodes_query_components() {
-        assert_eq!(encode_component(r#"up{job="api"}[5m]"#), "up%7Bjob%3D%22api%22%7D%5B5m%5D");
+        assert_eq!(
+            encode_component(r#"up{job="api"}[5m]"#),
+            "up%7Bjob%3D%22api%22%7D%5B5m%5D"
+        );
         assert_eq!(encode_component("a b/c~d"), "a%20b%2Fc~d");
         assert_eq!(encode_component("é"), "%C3%A9");
     }
 
     #[test]
     fn http_errors_map_to_plugin_errors() {
-        let e: PluginError = HttpError::Timeout { url: "http://h/".into() }.into();
+        let e: PluginError = HttpError::Timeout {
+            url: "http://h/".into(),
+        }
+        .into();
         assert!(matches!(e, PluginError::Unavailable(_)));
-        let e: PluginError = HttpError::InvalidUrl { url: "x".into(), reason: "r".into() }.into();
+        let e: PluginError = HttpError::InvalidUrl {
+            url: "x".into(),
+            reason: "r".into(),
+        }
+        .into();
         assert!(matches!(e, PluginError::InvalidConfig(_)));
     }
 
     #[test]
     fn json_bodies_set_content_type() {
-        let request = Request::post("http://h/").json(&serde_json::json!({"a": 1})).unwrap();
-        assert_eq!(request.header_value("Content-Type"), Some("application/json"));
+        let request = Request::post("http://h/")
+            .json(&serde_json::json!({"a": 1}))
+            .unwrap();
+        assert_eq!(
+            request.header_value("Content-Type"),
+            Some("application/json")
+        );
         assert_eq!(request.body_bytes(), br#"{"a":1}"#);
     }
 }

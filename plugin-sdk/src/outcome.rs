@@ -32,7 +32,11 @@ pub struct Outcome {
 impl Outcome {
     /// An outcome with this status and message.
     pub fn new(status: Status, message: impl Into<String>) -> Self {
-        Self { status, message: Some(message.into()), details: None }
+        Self {
+            status,
+            message: Some(message.into()),
+            details: None,
+        }
     }
 
     /// The rule is met.

@@ -77,8 +77,16 @@ impl MockHttp {
         self.route(None, url.into(), Err(error))
     }
 
-    fn route(self, method: Option<Method>, url: String, reply: Result<Response, HttpError>) -> Self {
-        self.state.borrow_mut().routes.push(Route { method, url, reply });
+    fn route(
+        self,
+        method: Option<Method>,
+        url: String,
+        reply: Result<Response, HttpError>,
+    ) -> Self {
+        self.state
+            .borrow_mut()
+            .routes
+            .push(Route { method, url, reply });
         self
     }
 
@@ -187,19 +195,43 @@ mod tests {
         let mock = MockHttp::new()
             .on_get("http://h/a", Response::new(200).with_body("get"))
             .on_post("http://h/a", Response::new(201))
-            .fail("http://h/slow", HttpError::Timeout { url: "http://h/slow".into() });
+            .fail(
+                "http://h/slow",
+                HttpError::Timeout {
+                    url: "http://h/slow".into(),
+                },
+            );
         let _guard = mock.install();
-        assert_eq!(Request::get("http://h/a").send().unwrap().text().unwrap(), "get");
+        assert_eq!(
+            Request::get("http://h/a").send().unwrap().text().unwrap(),
+            "get"
+        );
         assert_eq!(Request::post("http://h/a").send().unwrap().status(), 201);
-        assert!(matches!(Request::get("http://h/slow").send(), Err(HttpError::Timeout { .. })));
-        assert!(matches!(Request::get("http://h/b").send(), Err(HttpError::Connection { .. })));
-        let seen: Vec<_> = mock.requests().iter().map(|r| r.url().to_string()).collect();
-        assert_eq!(seen, ["http://h/a", "http://h/a", "http://h/slow", "http://h/b"]);
+        assert!(matches!(
+            Request::get("http://h/slow").send(),
+            Err(HttpError::Timeout { .. })
+        ));
+        assert!(matches!(
+            Request::get("http://h/b").send(),
+            Err(HttpError::Connection { .. })
+        ));
+        let seen: Vec<_> = mock
+            .requests()
+            .iter()
+            .map(|r| r.url().to_string())
+            .collect();
+        assert_eq!(
+            seen,
+            ["http://h/a", "http://h/a", "http://h/slow", "http://h/b"]
+        );
     }
 
     #[test]
     fn no_mock_means_no_network() {
-        assert!(matches!(Request::get("http://h/").send(), Err(HttpError::Connection { .. })));
+        assert!(matches!(
+            Request::get("http://h/").send(),
+            Err(HttpError::Connection { .. })
+        ));
     }
 
     #[test]
@@ -221,7 +253,10 @@ mod tests {
         crate::log::error("boom");
         assert_eq!(
             capture.lines(),
-            [(Level::Info, "collected 3 entities".to_string()), (Level::Error, "boom".to_string())]
+            [
+                (Level::Info, "collected 3 entities".to_string()),
+                (Level::Error, "boom".to_string())
+            ]
         );
     }
 }

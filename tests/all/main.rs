@@ -1,1 +1,5 @@
 //! One integration-test binary, a module per area.
+mod api;
+mod automation;
+mod dashboard;
+mod plugins;

@@ -429,42 +429,46 @@ impl Worker {
             std::env::var(var).ok()
         })?;
         let timeout = Duration::from_millis(outbox.timeout_ms);
-        let exchange = async {
-            let response = self.client.request(request).await.map_err(|source| {
-                DeliveryError::Transport {
-                    channel: name.clone(),
-                    source,
+        let exchange =
+            async {
+                let response = self.client.request(request).await.map_err(|source| {
+                    DeliveryError::Transport {
+                        channel: name.clone(),
+                        source,
+                    }
+                })?;
+                let status = response.status();
+                let retry_after = response
+                    .headers()
+                    .get(header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok());
+                // Reading the body lets the connection be reused and gives a reason on failure.
+                let body = Limited::new(response.into_body(), RESPONSE_BODY_LIMIT)
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
+                if status.is_success() {
+                    return Ok(());
                 }
-            })?;
-            let status = response.status();
-            let retry_after = response
-                .headers()
-                .get(header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok());
-            // Reading the body lets the connection be reused and gives a reason on failure.
-            let body = Limited::new(response.into_body(), RESPONSE_BODY_LIMIT)
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
-            if status.is_success() {
-                return Ok(());
-            }
-            let text = String::from_utf8_lossy(&body);
-            let text = text.trim();
-            let snippet = if text.is_empty() {
-                String::new()
-            } else {
-                format!(": {}", text.chars().take(ERROR_BODY_LIMIT).collect::<String>())
+                let text = String::from_utf8_lossy(&body);
+                let text = text.trim();
+                let snippet = if text.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        ": {}",
+                        text.chars().take(ERROR_BODY_LIMIT).collect::<String>()
+                    )
+                };
+                Err(DeliveryError::Status {
+                    channel: name.clone(),
+                    status,
+                    body: snippet,
+                    retry_after,
+                })
             };
-            Err(DeliveryError::Status {
-                channel: name.clone(),
-                status,
-                body: snippet,
-                retry_after,
-            })
-        };
         match tokio::time::timeout(timeout, exchange).await {
             Ok(result) => result,
             Err(_) => Err(DeliveryError::Timeout {
@@ -500,8 +504,8 @@ fn build_request(
         }
         _ => return Err(bad_url("the scheme must be http".into())),
     }
-    let body = serde_json::to_vec(&entry.message.payload)
-        .expect("a serde_json::Value always serializes");
+    let body =
+        serde_json::to_vec(&entry.message.payload).expect("a serde_json::Value always serializes");
     let header_value = |v: &str| {
         HeaderValue::from_str(v).map_err(|e| bad_url(format!("invalid header value {v:?}: {e}")))
     };
@@ -509,8 +513,14 @@ fn build_request(
         .method(Method::POST)
         .uri(uri)
         .header(header::CONTENT_TYPE, "application/json")
-        .header(header::USER_AGENT, concat!("readyd/", env!("CARGO_PKG_VERSION")))
-        .header("Idempotency-Key", header_value(&entry.message.idempotency_key)?)
+        .header(
+            header::USER_AGENT,
+            concat!("readyd/", env!("CARGO_PKG_VERSION")),
+        )
+        .header(
+            "Idempotency-Key",
+            header_value(&entry.message.idempotency_key)?,
+        )
         .header("X-Readyd-Event", header_value(kind)?);
     if channel.kind == ChannelKind::Webhook {
         let secret = match (&channel.secret, &channel.secret_env) {
@@ -554,7 +564,10 @@ mod tests {
         }
         let ipad: Vec<u8> = block.iter().map(|b| b ^ 0x36).collect();
         let opad: Vec<u8> = block.iter().map(|b| b ^ 0x5c).collect();
-        let inner = Sha256::new().chain_update(&ipad).chain_update(message).finalize();
+        let inner = Sha256::new()
+            .chain_update(&ipad)
+            .chain_update(message)
+            .finalize();
         Sha256::new()
             .chain_update(&opad)
             .chain_update(inner)
@@ -578,7 +591,10 @@ mod tests {
         let signature = sign(b"s3cret", 1_700_000_000, body);
         let mut message = b"1700000000.".to_vec();
         message.extend_from_slice(body);
-        let expected = format!("sha256={}", hex::encode(rfc2104_hmac_sha256(b"s3cret", &message)));
+        let expected = format!(
+            "sha256={}",
+            hex::encode(rfc2104_hmac_sha256(b"s3cret", &message))
+        );
         assert_eq!(signature, expected);
         assert!(verify(b"s3cret", "1700000000", body, &signature));
         assert!(!verify(b"other", "1700000000", body, &signature));
@@ -661,7 +677,11 @@ mod tests {
         message.extend_from_slice(&body);
         assert_eq!(
             h["x-readyd-signature"],
-            format!("sha256={}", hex::encode(rfc2104_hmac_sha256(b"k", &message))).as_str()
+            format!(
+                "sha256={}",
+                hex::encode(rfc2104_hmac_sha256(b"k", &message))
+            )
+            .as_str()
         );
         let missing = build_request("tracker", &channel, &e, "task.created", 42, &|_| None);
         assert!(matches!(missing, Err(DeliveryError::MissingSecret { .. })));

@@ -358,9 +358,18 @@ mod tests {
     #[test]
     fn ids_are_stable_and_separate_their_parts() {
         let a = event_id(EventKind::RuleFailed, &["pay", "prod", "r1", "t"]);
-        assert_eq!(a, event_id(EventKind::RuleFailed, &["pay", "prod", "r1", "t"]));
-        assert_ne!(a, event_id(EventKind::RuleFailed, &["pa", "yprod", "r1", "t"]));
-        assert_ne!(a, event_id(EventKind::RulePassed, &["pay", "prod", "r1", "t"]));
+        assert_eq!(
+            a,
+            event_id(EventKind::RuleFailed, &["pay", "prod", "r1", "t"])
+        );
+        assert_ne!(
+            a,
+            event_id(EventKind::RuleFailed, &["pa", "yprod", "r1", "t"])
+        );
+        assert_ne!(
+            a,
+            event_id(EventKind::RulePassed, &["pay", "prod", "r1", "t"])
+        );
         assert!(a.starts_with("rule.failed:"));
         assert_eq!(a.len(), "rule.failed:".len() + 32);
         assert_eq!(Event::kind_of_id(&a), Some(EventKind::RuleFailed));

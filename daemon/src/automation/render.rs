@@ -200,7 +200,8 @@ pub fn teams(event: &Event) -> Value {
         "body": body,
     });
     if !event.link.is_empty() {
-        card["actions"] = json!([{"type": "Action.OpenUrl", "title": "Open in readyd", "url": event.link}]);
+        card["actions"] =
+            json!([{"type": "Action.OpenUrl", "title": "Open in readyd", "url": event.link}]);
     }
     json!({
         "type": "message",
@@ -213,7 +214,12 @@ pub fn teams(event: &Event) -> Value {
 }
 
 /// Generic JSON webhook payload: the event and how it is being delivered.
-pub fn webhook(event: &Event, channel: &str, idempotency_key: &str, created_at: Timestamp) -> Value {
+pub fn webhook(
+    event: &Event,
+    channel: &str,
+    idempotency_key: &str,
+    created_at: Timestamp,
+) -> Value {
     json!({
         "event": event,
         "delivery": {
@@ -288,7 +294,10 @@ mod tests {
         let rules = blocks[2]["text"]["text"].as_str().unwrap();
         assert!(rules.starts_with("*Blocking rules*\n• "), "{rules}");
         // mrkdwn control characters from rule titles are escaped.
-        assert!(rules.contains("On-call &lt;rotation&gt; &amp; pager"), "{rules}");
+        assert!(
+            rules.contains("On-call &lt;rotation&gt; &amp; pager"),
+            "{rules}"
+        );
         assert!(rules.contains("has-oncall (facts.oncall.oncall_count is 0, required &gt; 0)"));
         assert_eq!(blocks[3]["type"], "actions");
         assert_eq!(

@@ -57,7 +57,8 @@ pub fn team_channel<'c>(config: &'c Config, event: &Event) -> Option<&'c str> {
 /// Whether every non-empty selector of `route` matches `event`.
 pub fn route_matches(route: &RouteConfig, event: &Event) -> bool {
     let entity = event.entity.as_ref();
-    let events_ok = route.events.is_empty() || route.events.iter().any(|k| k == event.kind.as_str());
+    let events_ok =
+        route.events.is_empty() || route.events.iter().any(|k| k == event.kind.as_str());
     let tiers_ok = route.tiers.is_empty()
         || entity
             .and_then(|e| e.tier)
@@ -67,8 +68,7 @@ pub fn route_matches(route: &RouteConfig, event: &Event) -> bool {
             .team
             .as_deref()
             .is_some_and(|t| route.teams.iter().any(|r| r == t));
-    let kinds_ok =
-        route.kinds.is_empty() || entity.is_some_and(|e| route.kinds.iter().any(|k| *k == e.kind));
+    let kinds_ok = route.kinds.is_empty() || entity.is_some_and(|e| route.kinds.contains(&e.kind));
     let scorecards_ok = route.scorecards.is_empty()
         || event
             .scorecards()

@@ -39,8 +39,14 @@ const API_VERSION_PREFIX: &str = "backstage.io/";
 const RELATIONS: [&str; 3] = ["dependsOn", "providesApis", "consumesApis"];
 
 /// Metadata keys copied into properties.
-const METADATA_PROPERTIES: [&str; 6] =
-    ["labels", "annotations", "tags", "links", "description", "namespace"];
+const METADATA_PROPERTIES: [&str; 6] = [
+    "labels",
+    "annotations",
+    "tags",
+    "links",
+    "description",
+    "namespace",
+];
 
 /// Whether a document declares itself a Backstage entity.
 pub(super) fn is_backstage(doc: &Value) -> bool {
@@ -60,7 +66,12 @@ pub(super) fn to_entity(doc: &Value) -> Result<Option<Entity>, Vec<Fault>> {
         Some("Component") => None,
         Some("API") => Some("api".to_owned()),
         Some(_) => return Ok(None),
-        None => return Err(vec![Fault::at_key("kind", "a Backstage document needs a `kind`")]),
+        None => {
+            return Err(vec![Fault::at_key(
+                "kind",
+                "a Backstage document needs a `kind`",
+            )]);
+        }
     };
     let mut faults = Vec::new();
     let metadata = doc.get("metadata").and_then(Value::as_object);
@@ -69,7 +80,10 @@ pub(super) fn to_entity(doc: &Value) -> Result<Option<Entity>, Vec<Fault>> {
     let identifier = match metadata.and_then(|m| m.get("name")).and_then(Value::as_str) {
         Some(name) => name.to_owned(),
         None => {
-            faults.push(Fault::at_key("metadata", "metadata.name is required (a string)"));
+            faults.push(Fault::at_key(
+                "metadata",
+                "metadata.name is required (a string)",
+            ));
             String::new()
         }
     };
@@ -79,7 +93,10 @@ pub(super) fn to_entity(doc: &Value) -> Result<Option<Entity>, Vec<Fault>> {
             None | Some(Value::Null) => "component".to_owned(),
             Some(Value::String(t)) if !t.is_empty() => t.clone(),
             Some(other) => {
-                faults.push(Fault::at_key("type", format!("spec.type must be a string, got {other}")));
+                faults.push(Fault::at_key(
+                    "type",
+                    format!("spec.type must be a string, got {other}"),
+                ));
                 String::new()
             }
         },
@@ -88,7 +105,10 @@ pub(super) fn to_entity(doc: &Value) -> Result<Option<Entity>, Vec<Fault>> {
         None | Some(Value::Null) => identifier.clone(),
         Some(Value::String(t)) => t.clone(),
         Some(other) => {
-            faults.push(Fault::at_key("title", format!("metadata.title must be a string, got {other}")));
+            faults.push(Fault::at_key(
+                "title",
+                format!("metadata.title must be a string, got {other}"),
+            ));
             identifier.clone()
         }
     };
@@ -96,7 +116,10 @@ pub(super) fn to_entity(doc: &Value) -> Result<Option<Entity>, Vec<Fault>> {
         None | Some(Value::Null) => None,
         Some(Value::String(owner)) => Some(owner_team(owner)),
         Some(other) => {
-            faults.push(Fault::at_key("owner", format!("spec.owner must be a string, got {other}")));
+            faults.push(Fault::at_key(
+                "owner",
+                format!("spec.owner must be a string, got {other}"),
+            ));
             None
         }
     };
@@ -161,7 +184,10 @@ pub(super) fn to_entity(doc: &Value) -> Result<Option<Entity>, Vec<Fault>> {
 /// The tier from the `tier` label or annotation.
 fn tier(metadata: Option<&JsonObject>) -> Result<Option<u8>, Fault> {
     let read = |section: &str| -> Result<Option<u8>, Fault> {
-        match metadata.and_then(|m| m.get(section)).and_then(|s| s.get("tier")) {
+        match metadata
+            .and_then(|m| m.get(section))
+            .and_then(|s| s.get("tier"))
+        {
             None => Ok(None),
             Some(v) => parse_tier(v).map_err(|m| Fault::at_key("tier", m)),
         }
@@ -209,7 +235,10 @@ mod tests {
         assert_eq!(owner_team("group:platform/sre"), "platform/sre");
         assert_eq!(owner_team("user:jane"), "user:jane");
         assert_eq!(owner_team("payments"), "payments");
-        assert_eq!(reference_name("resource:default/payments-db"), "payments-db");
+        assert_eq!(
+            reference_name("resource:default/payments-db"),
+            "payments-db"
+        );
         assert_eq!(reference_name("component:ledger"), "ledger");
         assert_eq!(reference_name("ledger"), "ledger");
     }

@@ -40,7 +40,9 @@ pub fn is_ignored_name(name: &str) -> bool {
     name.starts_with('.')
         || name.ends_with('~')
         || (name.starts_with('#') && name.ends_with('#'))
-        || [".swp", ".swx", ".tmp", ".bak"].iter().any(|ext| name.ends_with(ext))
+        || [".swp", ".swx", ".tmp", ".bak"]
+            .iter()
+            .any(|ext| name.ends_with(ext))
 }
 
 /// Every definition file (`*.yaml`, `*.yml`, `*.json`) under `dir`, recursively, sorted by path,
@@ -175,7 +177,12 @@ pub(crate) fn reparse_document<T: DeserializeOwned>(
 /// Finds the first line at or after `from` (1-based) where `key` is given the scalar `value`, in
 /// block (`key: value`, `- key: value`) or flow (`{ key: value }`) style, quoted or not.
 /// Used to point at an entity or rule after parsing, since the parsed values carry no positions.
-pub(crate) fn find_key_value_line(text: &str, from: usize, key: &str, value: &str) -> Option<usize> {
+pub(crate) fn find_key_value_line(
+    text: &str,
+    from: usize,
+    key: &str,
+    value: &str,
+) -> Option<usize> {
     text.lines()
         .enumerate()
         .skip(from.saturating_sub(1))
@@ -185,7 +192,12 @@ pub(crate) fn find_key_value_line(text: &str, from: usize, key: &str, value: &st
 
 /// Finds the first line in `from..until` (1-based, `until` exclusive) that sets `key`, whatever
 /// its value.
-pub(crate) fn find_key_line(text: &str, from: usize, until: Option<usize>, key: &str) -> Option<usize> {
+pub(crate) fn find_key_line(
+    text: &str,
+    from: usize,
+    until: Option<usize>,
+    key: &str,
+) -> Option<usize> {
     text.lines()
         .enumerate()
         .skip(from.saturating_sub(1))
@@ -207,8 +219,7 @@ fn key_positions<'l>(line: &'l str, key: &'l str) -> impl Iterator<Item = usize>
         }
         let rest = line[at + key.len()..].trim_start_matches(['"', '\'']);
         let rest = rest.trim_start();
-        rest.starts_with(':')
-            .then(|| line.len() - rest.len() + 1)
+        rest.starts_with(':').then(|| line.len() - rest.len() + 1)
     })
 }
 
@@ -230,7 +241,15 @@ mod tests {
 
     #[test]
     fn ignored_names() {
-        for name in [".hidden.yaml", ".#x.yaml", "x.yaml~", "#x.yaml#", "x.yaml.swp", "x.tmp", "a.bak"] {
+        for name in [
+            ".hidden.yaml",
+            ".#x.yaml",
+            "x.yaml~",
+            "#x.yaml#",
+            "x.yaml.swp",
+            "x.tmp",
+            "a.bak",
+        ] {
             assert!(is_ignored_name(name), "{name}");
         }
         for name in ["catalog.yaml", "x.json", "payments.yml"] {
@@ -244,7 +263,14 @@ mod tests {
         let sub = dir.path().join("team-a");
         fs::create_dir(&sub).unwrap();
         fs::create_dir(dir.path().join(".git")).unwrap();
-        for f in ["a.yaml", "b.json", "c.txt", ".d.yaml", "e.yaml~", "f.yaml.tmp"] {
+        for f in [
+            "a.yaml",
+            "b.json",
+            "c.txt",
+            ".d.yaml",
+            "e.yaml~",
+            "f.yaml.tmp",
+        ] {
             fs::write(dir.path().join(f), "").unwrap();
         }
         fs::write(sub.join("g.yml"), "").unwrap();
@@ -267,7 +293,10 @@ mod tests {
         assert_eq!(find_key_line(text, 2, None, "tier"), Some(3));
         assert_eq!(find_key_line(text, 1, Some(3), "tier"), None);
         // `kind` inside `mykind:` is not the key `kind`.
-        assert_eq!(find_key_line("mykind: x\nkind: y\n", 1, None, "kind"), Some(2));
+        assert_eq!(
+            find_key_line("mykind: x\nkind: y\n", 1, None, "kind"),
+            Some(2)
+        );
     }
 
     #[test]
@@ -289,7 +318,10 @@ mod tests {
         assert_eq!(a, revision([("y", "2"), ("x", "1")]));
         assert_ne!(a, revision([("x", "1"), ("y", "3")]));
         // Moving text from one file to another is a different revision.
-        assert_ne!(revision([("x", "12"), ("y", "")]), revision([("x", "1"), ("y", "2")]));
+        assert_ne!(
+            revision([("x", "12"), ("y", "")]),
+            revision([("x", "1"), ("y", "2")])
+        );
         assert_eq!(a.len(), 16);
     }
 }

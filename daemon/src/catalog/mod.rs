@@ -215,13 +215,10 @@ pub fn load_dir(dir: &Path) -> Result<Catalog, Vec<CatalogError>> {
 
     let mut catalog = Catalog::default();
     for (path, text) in &texts {
-        let located = match parse_source(path, text) {
-            Ok(located) => located,
-            Err(mut faults) => {
-                errors.append(&mut faults);
-                continue;
-            }
-        };
+        // The good entities of a file with faults still take part in the duplicate check, so
+        // that one run reports every fault.
+        let (located, mut faults) = parse_located(path, text);
+        errors.append(&mut faults);
         for LocatedEntity { entity, line } in located {
             let origin = Origin {
                 file: path.clone(),
@@ -243,7 +240,11 @@ pub fn load_dir(dir: &Path) -> Result<Catalog, Vec<CatalogError>> {
         return Err(errors);
     }
     catalog.revision = files::revision(texts.iter().map(|(path, text)| {
-        let name = path.strip_prefix(dir).unwrap_or(path).to_str().unwrap_or("");
+        let name = path
+            .strip_prefix(dir)
+            .unwrap_or(path)
+            .to_str()
+            .unwrap_or("");
         (name, text.as_str())
     }));
     Ok(catalog)
@@ -260,8 +261,21 @@ pub fn parse_file(path: &Path, text: &str) -> Result<Vec<Entity>, CatalogError> 
 /// Parses one catalog file's text into entities with their lines, or every fault found in it
 /// (always at least one). Duplicates within the file are reported here too.
 pub fn parse_source(path: &Path, text: &str) -> Result<Vec<LocatedEntity>, Vec<CatalogError>> {
+    let (entities, errors) = parse_located(path, text);
+    if errors.is_empty() {
+        Ok(entities)
+    } else {
+        Err(errors)
+    }
+}
+
+/// The well-formed entities of a file, and the faults of the others.
+fn parse_located(path: &Path, text: &str) -> (Vec<LocatedEntity>, Vec<CatalogError>) {
     let format = Format::of(path).unwrap_or(Format::Yaml);
-    let docs = files::documents(format, text).map_err(|f| vec![syntax(path, f)])?;
+    let docs = match files::documents(format, text) {
+        Ok(docs) => docs,
+        Err(fault) => return (Vec::new(), vec![syntax(path, fault)]),
+    };
     let mut errors = Vec::new();
     let mut entities: Vec<LocatedEntity> = Vec::new();
     let mut cursor = Cursor::default();
@@ -314,9 +328,10 @@ pub fn parse_source(path: &Path, text: &str) -> Result<Vec<LocatedEntity>, Vec<C
         }
     }
 
-    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
-    for located in &entities {
-        if let Some(&first) = seen.get(located.entity.identifier.as_str()) {
+    // Duplicates within the file; the first definition stays, as across files.
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    entities.retain(|located| {
+        if let Some(&first) = seen.get(&located.entity.identifier) {
             errors.push(CatalogError::Duplicate {
                 identifier: located.entity.identifier.clone(),
                 first: Origin {
@@ -328,15 +343,13 @@ pub fn parse_source(path: &Path, text: &str) -> Result<Vec<LocatedEntity>, Vec<C
                     line: located.line,
                 },
             });
+            false
         } else {
-            seen.insert(&located.entity.identifier, located.line);
+            seen.insert(located.entity.identifier.clone(), located.line);
+            true
         }
-    }
-    if errors.is_empty() {
-        Ok(entities)
-    } else {
-        Err(errors)
-    }
+    });
+    (entities, errors)
 }
 
 /// Checks an entity that did not come from a file (the API's `PUT /v1/entities/{id}`) by the
@@ -368,11 +381,17 @@ fn entity_faults(entity: &Entity) -> Vec<Fault> {
     if let Some(tier) = entity.tier
         && !(1..=3).contains(&tier)
     {
-        faults.push(Fault::at_key("tier", format!("tier must be 1, 2 or 3, got {tier}")));
+        faults.push(Fault::at_key(
+            "tier",
+            format!("tier must be 1, 2 or 3, got {tier}"),
+        ));
     }
     for (name, targets) in &entity.relations {
         if name.is_empty() {
-            faults.push(Fault::at_key("relations", "a relation name must not be empty"));
+            faults.push(Fault::at_key(
+                "relations",
+                "a relation name must not be empty",
+            ));
         }
         for target in targets {
             if !is_valid_identifier(target) {
@@ -439,7 +458,13 @@ fn push_raw(
         Ok(tier) => tier,
         Err(message) => {
             let id = Some(raw.identifier.clone());
-            errors.push(invalid(path, text, line, &id, Fault::at_key("tier", message)));
+            errors.push(invalid(
+                path,
+                text,
+                line,
+                &id,
+                Fault::at_key("tier", message),
+            ));
             return;
         }
     };
@@ -468,11 +493,21 @@ fn check_entity(
     let faults = entity_faults(entity);
     let id = Some(entity.identifier.clone());
     let ok = faults.is_empty();
-    errors.extend(faults.into_iter().map(|f| invalid(path, text, line, &id, f)));
+    errors.extend(
+        faults
+            .into_iter()
+            .map(|f| invalid(path, text, line, &id, f)),
+    );
     ok
 }
 
-fn invalid(path: &Path, text: &str, line: usize, identifier: &Option<String>, fault: Fault) -> CatalogError {
+fn invalid(
+    path: &Path,
+    text: &str,
+    line: usize,
+    identifier: &Option<String>,
+    fault: Fault,
+) -> CatalogError {
     // The identifier key is on the entity's line itself; other keys follow it.
     let line = match fault.key {
         Some("identifier") | Some("metadata") | None => line,
@@ -524,7 +559,10 @@ impl Cursor {
         let found = value.and_then(|v| {
             files::find_key_value_line(text, from, key, v)
                 // Several entities on one line (flow style, minified JSON).
-                .or_else(|| self.last.and_then(|l| files::find_key_value_line(text, l, key, v)))
+                .or_else(|| {
+                    self.last
+                        .and_then(|l| files::find_key_value_line(text, l, key, v))
+                })
         });
         let line = found.or(self.last).unwrap_or(from);
         self.last = Some(line);
@@ -594,12 +632,21 @@ mod tests {
 
     #[test]
     fn unknown_key_is_reported_at_its_line() {
-        let text = "- identifier: a\n  kind: service\n- identifier: b\n  kind: service\n  owner: x\n";
+        let text =
+            "- identifier: a\n  kind: service\n- identifier: b\n  kind: service\n  owner: x\n";
         let errors = parse("c.yaml", text).unwrap_err();
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].line(), Some(5), "{}", errors[0]);
-        assert!(errors[0].to_string().contains("unknown field `owner`"), "{}", errors[0]);
-        assert!(errors[0].to_string().starts_with("c.yaml:5: "), "{}", errors[0]);
+        assert!(
+            errors[0].to_string().contains("unknown field `owner`"),
+            "{}",
+            errors[0]
+        );
+        assert!(
+            errors[0].to_string().starts_with("c.yaml:5: "),
+            "{}",
+            errors[0]
+        );
     }
 
     #[test]
@@ -609,7 +656,11 @@ mod tests {
         let errors = parse("c.yaml", "- identifier: a\n  kind: service\n - bad\n").unwrap_err();
         assert!(errors[0].line().is_some(), "{}", errors[0]);
         let errors = parse("c.yaml", "just a string\n").unwrap_err();
-        assert!(errors[0].to_string().contains("expected an entity"), "{}", errors[0]);
+        assert!(
+            errors[0].to_string().contains("expected an entity"),
+            "{}",
+            errors[0]
+        );
     }
 
     #[test]
@@ -626,9 +677,22 @@ mod tests {
 ";
         let errors = parse("c.yaml", text).unwrap_err();
         let lines: Vec<_> = errors.iter().map(CatalogError::line).collect();
-        assert_eq!(lines, [Some(1), Some(5), Some(8)], "{:?}", messages(&errors));
-        assert!(errors[0].to_string().contains("identifier `Payments` is not valid"));
-        assert!(errors[1].to_string().contains("entity `b`: tier must be 1, 2, 3"));
+        assert_eq!(
+            lines,
+            [Some(1), Some(5), Some(8)],
+            "{:?}",
+            messages(&errors)
+        );
+        assert!(
+            errors[0]
+                .to_string()
+                .contains("identifier `Payments` is not valid")
+        );
+        assert!(
+            errors[1]
+                .to_string()
+                .contains("entity `b`: tier must be 1, 2, 3")
+        );
         assert!(errors[2].to_string().contains("`Not Valid`"));
     }
 
@@ -643,7 +707,14 @@ mod tests {
         ] {
             assert_eq!(parse_tier(&v).unwrap(), t, "{v}");
         }
-        for v in [json!(0), json!(4), json!("tier-4"), json!("gold"), json!(1.5), json!([1])] {
+        for v in [
+            json!(0),
+            json!(4),
+            json!("tier-4"),
+            json!("gold"),
+            json!(1.5),
+            json!([1]),
+        ] {
             assert!(parse_tier(&v).is_err(), "{v}");
         }
     }
@@ -689,7 +760,10 @@ metadata:
         assert_eq!(p.entity.team.as_deref(), Some("payments-team"));
         assert_eq!(p.entity.tier, Some(1));
         assert_eq!(p.entity.properties["lifecycle"], "production");
-        assert_eq!(p.entity.properties["annotations"]["pagerduty.com/service-id"], "P123");
+        assert_eq!(
+            p.entity.properties["annotations"]["pagerduty.com/service-id"],
+            "P123"
+        );
         assert_eq!(p.entity.relations["dependsOn"], ["payments-db", "ledger"]);
         assert_eq!(p.entity.relations["providesApis"], ["payments-api"]);
         let api = &entities[1];
@@ -704,13 +778,21 @@ metadata:
         let text = "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: x\n  annotations:\n    tier: gold\n";
         let errors = parse("b.yaml", text).unwrap_err();
         assert_eq!(errors[0].line(), Some(6), "{}", errors[0]);
-        assert!(errors[0].to_string().contains("entity `x`: tier must be"), "{}", errors[0]);
+        assert!(
+            errors[0].to_string().contains("entity `x`: tier must be"),
+            "{}",
+            errors[0]
+        );
     }
 
     #[test]
     fn foreign_api_version_is_an_error() {
         let errors = parse("k.yaml", "apiVersion: apps/v1\nkind: Deployment\n").unwrap_err();
-        assert!(errors[0].to_string().contains("unsupported apiVersion"), "{}", errors[0]);
+        assert!(
+            errors[0].to_string().contains("unsupported apiVersion"),
+            "{}",
+            errors[0]
+        );
     }
 
     #[test]
@@ -726,9 +808,17 @@ metadata:
     #[test]
     fn load_dir_reads_all_files_and_hashes_them() {
         let dir = tempfile::tempdir().unwrap();
-        fs::write(dir.path().join("a.yaml"), "- identifier: a\n  kind: service\n").unwrap();
+        fs::write(
+            dir.path().join("a.yaml"),
+            "- identifier: a\n  kind: service\n",
+        )
+        .unwrap();
         fs::create_dir(dir.path().join("more")).unwrap();
-        fs::write(dir.path().join("more/b.json"), r#"{"identifier": "b", "kind": "api"}"#).unwrap();
+        fs::write(
+            dir.path().join("more/b.json"),
+            r#"{"identifier": "b", "kind": "api"}"#,
+        )
+        .unwrap();
         fs::write(dir.path().join(".#a.yaml"), "garbage: [").unwrap();
         fs::write(dir.path().join("a.yaml~"), "garbage: [").unwrap();
         let catalog = load_dir(dir.path()).unwrap();
@@ -737,7 +827,11 @@ metadata:
         assert_eq!(catalog.origins["b"].line, 1);
         let again = load_dir(dir.path()).unwrap();
         assert_eq!(again.revision, catalog.revision);
-        fs::write(dir.path().join("a.yaml"), "- identifier: a\n  kind: website\n").unwrap();
+        fs::write(
+            dir.path().join("a.yaml"),
+            "- identifier: a\n  kind: website\n",
+        )
+        .unwrap();
         let changed = load_dir(dir.path()).unwrap();
         assert_ne!(changed.revision, catalog.revision);
         let diff = Catalog::diff(&catalog, &changed);
@@ -748,17 +842,31 @@ metadata:
     #[test]
     fn load_dir_is_all_or_nothing_and_reports_every_fault() {
         let dir = tempfile::tempdir().unwrap();
-        fs::write(dir.path().join("a.yaml"), "- identifier: a\n  kind: service\n").unwrap();
-        fs::write(dir.path().join("b.yaml"), "- identifier: a\n  kind: api\n- identifier: c\n  kind: x\n  tier: 9\n").unwrap();
+        fs::write(
+            dir.path().join("a.yaml"),
+            "- identifier: a\n  kind: service\n",
+        )
+        .unwrap();
+        fs::write(
+            dir.path().join("b.yaml"),
+            "- identifier: a\n  kind: api\n- identifier: c\n  kind: x\n  tier: 9\n",
+        )
+        .unwrap();
         fs::write(dir.path().join("c.yaml"), "- identifier: [\n").unwrap();
         let errors = load_dir(dir.path()).unwrap_err();
         let text = messages(&errors);
         assert_eq!(errors.len(), 3, "{text:?}");
-        assert!(text.iter().any(|m| m.contains("b.yaml:5: entity `c`: tier")), "{text:?}");
+        assert!(
+            text.iter()
+                .any(|m| m.contains("b.yaml:5: entity `c`: tier")),
+            "{text:?}"
+        );
         let a = dir.path().join("a.yaml").display().to_string();
         let b = dir.path().join("b.yaml").display().to_string();
         assert!(
-            text.contains(&format!("duplicate identifier `a`: defined at {a}:1 and at {b}:1")),
+            text.contains(&format!(
+                "duplicate identifier `a`: defined at {a}:1 and at {b}:1"
+            )),
             "{text:?}"
         );
         assert!(text.iter().any(|m| m.contains("c.yaml:")), "{text:?}");

@@ -1,16 +1,44 @@
-//! The engine (being wired): signatures are final, bodies land from the lead's work tree.
+//! The engine: the one owner of readyd's live state. It loads the catalog, standards and plugins,
+//! collects facts, evaluates incrementally, commits through the store's single writer, and
+//! carries out what people ask for (exemptions, tier changes, locks).
+//!
+//! Everything the HTTP API, the CLI and the dashboard can do goes through [`Engine`]'s methods
+//! (see [`api`] for the request and answer types). The engine never speaks HTTP and never touches
+//! redb or wasmtime directly: it calls `store`, `plugin` and the pure `eval`.
+//!
+//! Concurrency: reads take a short read lock on the in-memory [`State`]. Every mutation runs
+//! under one async mutex (`ops`): gather inputs → evaluate → build one write batch → commit →
+//! apply to the in-memory state. So the state a reader sees was always committed first, and
+//! mutations never interleave.
 
+mod actions;
 pub mod api;
+mod pass;
+mod reads;
+mod reload;
+mod sources;
+mod state;
+mod workflows;
 
 pub use api::*;
+pub use pass::same_outcome;
+pub use reload::ReloadReport;
+pub use state::PartStatus;
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
+use anyhow::Context as _;
+
+use crate::clock::Clock;
 use crate::config::Config;
-use crate::model::{
-    EntityFacts, Exemption, ExemptionStatus, LevelChange, Lock, ScorecardResult, Task, TaskStatus,
-    TierRequest, TierRequestStatus,
-};
+use crate::metrics::metrics;
+use crate::model::{TaskStatus, Timestamp};
+use crate::plugin::{HostConfig, PluginHost, PluginRegistry};
+use crate::store::{Durability, Store, StoreOptions, WriteBatch, Writer, WriterHandle};
+
+use pass::{Evaluated, Inputs};
+use state::State;
 
 /// Filter of `GET /v1/tasks`.
 #[derive(Clone, Debug, Default, serde::Deserialize)]
@@ -29,130 +57,433 @@ pub struct Engine {
 
 struct Inner {
     config: Config,
+    clock: Clock,
+    store: Store,
+    writer: WriterHandle,
+    host: PluginHost,
+    plugins: PluginRegistry,
+    /// What reads are answered from; written only after a commit.
+    state: RwLock<State>,
+    /// Serialises mutations (see the module docs).
+    ops: tokio::sync::Mutex<()>,
+    /// Set once the first full evaluation is committed.
+    ready: AtomicBool,
+    /// Tells background tasks to stop.
+    shutdown: tokio::sync::watch::Sender<bool>,
+    /// Background tasks, awaited on shutdown.
+    background: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Wakes the outbox delivery worker after a commit that enqueued notifications.
+    delivery: crate::automation::DeliveryHandle,
 }
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Engine")
+        f.debug_struct("Engine")
+            .field("data", &self.inner.config.data)
+            .finish_non_exhaustive()
     }
 }
 
 type Result<T> = std::result::Result<T, EngineError>;
 
-fn pending<T>() -> Result<T> {
-    Err(EngineError::Unavailable("engine is starting".into()))
+/// How an engine is started.
+#[derive(Clone, Debug)]
+pub struct StartOptions {
+    /// The clock (manual in tests).
+    pub clock: Clock,
+    /// Run the data-source schedules, the periodic tick, outbox delivery and the file watcher.
+    /// `readyd eval` and some tests evaluate once without them.
+    pub background: bool,
 }
 
-#[allow(unused_variables, clippy::unused_async)] // reason: signatures fixed first, bodies land next
-impl Engine {
-    pub async fn start(config: Config) -> anyhow::Result<Engine> {
-        Ok(Engine { inner: Arc::new(Inner { config }) })
+impl Default for StartOptions {
+    fn default() -> Self {
+        StartOptions {
+            clock: Clock::system(),
+            background: true,
+        }
     }
+}
+
+impl Engine {
+    /// Open the store, load plugins, catalog and standards, evaluate, and start the background
+    /// work (data-source schedules, expiry, outbox delivery, watching).
+    pub async fn start(config: Config) -> anyhow::Result<Engine> {
+        Engine::start_with(config, StartOptions::default()).await
+    }
+
+    /// [`Engine::start`] with a chosen clock and background work.
+    pub async fn start_with(config: Config, options: StartOptions) -> anyhow::Result<Engine> {
+        if let Some(parent) = config.data.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        let store = Store::open(
+            &config.data,
+            StoreOptions {
+                fact_history_limit: config.limits.fact_history,
+                ..StoreOptions::default()
+            },
+        )
+        .with_context(|| format!("opening {}", config.data.display()))?;
+        let writer = Writer::spawn(store.clone());
+        let host = PluginHost::new(HostConfig {
+            cache_dir: Some(config.cache_dir.clone()),
+            max_instances: config.limits.max_plugin_instances,
+            default_timeout_ms: config.limits.plugin_timeout_ms,
+            default_memory_mb: config.limits.plugin_memory_mb,
+            park_after_failures: config.limits.park_after_failures,
+            ..HostConfig::default()
+        })
+        .context("starting the plugin host")?;
+        let plugins = PluginRegistry::new(config.limits.park_after_failures);
+        let (shutdown, _) = tokio::sync::watch::channel(false);
+        let engine = Engine {
+            inner: Arc::new(Inner {
+                config,
+                clock: options.clock,
+                store,
+                writer,
+                host,
+                plugins,
+                state: RwLock::new(State::default()),
+                ops: tokio::sync::Mutex::new(()),
+                ready: AtomicBool::new(false),
+                shutdown,
+                background: Mutex::new(Vec::new()),
+                delivery: crate::automation::DeliveryHandle::new(),
+            }),
+        };
+        engine.restore().context("reading the stored state")?;
+        engine.initial_load().await?;
+        engine.inner.ready.store(true, Ordering::SeqCst);
+        if options.background {
+            engine.spawn_background();
+        }
+        Ok(engine)
+    }
+
+    /// The configuration in force.
     pub fn config(&self) -> &Config {
         &self.inner.config
     }
-    pub async fn shutdown(&self) {}
+
+    /// The engine's clock.
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
+    }
+
+    /// The plugin registry (for status and the CLI).
+    pub fn plugins(&self) -> &PluginRegistry {
+        &self.inner.plugins
+    }
+
+    /// Stop background work and wait for the current commit.
+    pub async fn shutdown(&self) {
+        let _ = self.inner.shutdown.send(true);
+        let handles: Vec<_> = std::mem::take(
+            &mut *self
+                .inner
+                .background
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        for handle in handles {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(10), handle).await;
+        }
+        // Waiting for the ops lock means no mutation is half done.
+        let _guard = self.inner.ops.lock().await;
+        if let Err(err) = self.inner.writer.flush().await {
+            tracing::error!(error = %err, "final flush of the store failed");
+        }
+    }
+
+    /// Whether the first evaluation has been committed (for `/readyz`).
     pub fn is_ready(&self) -> bool {
-        false
+        self.inner.ready.load(Ordering::SeqCst)
     }
-    pub fn entities(&self, filter: &EntityFilter) -> Vec<EntityView> {
-        Vec::new()
+
+    /// A receiver that turns true when the engine shuts down.
+    pub fn shutdown_signal(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.inner.shutdown.subscribe()
     }
-    pub fn entity(&self, id: &str) -> Result<EntityView> {
-        pending()
+
+    fn now(&self) -> Timestamp {
+        self.inner.clock.now()
     }
-    pub async fn put_entity(&self, actor: &Actor, id: &str, input: EntityInput) -> Result<EntityView> {
-        pending()
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.inner.state.read().unwrap_or_else(|e| e.into_inner())
     }
-    pub async fn delete_entity(&self, actor: &Actor, id: &str) -> Result<()> {
-        pending()
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.inner.state.write().unwrap_or_else(|e| e.into_inner())
     }
-    pub fn entity_facts(&self, id: &str) -> Result<EntityFacts> {
-        pending()
+
+    /// Read what the store holds into the in-memory state (restart after a crash or a stop).
+    fn restore(&self) -> anyhow::Result<()> {
+        let store = &self.inner.store;
+        let mut state = self.write();
+        for stored in store.entities()? {
+            state.put_entity(stored);
+        }
+        let ids: Vec<String> = state.entities.keys().cloned().collect();
+        for id in &ids {
+            let facts = store.facts(id)?;
+            if !facts.is_empty() {
+                state.facts.insert(id.clone(), facts);
+            }
+        }
+        for result in store.all_results()? {
+            state
+                .results
+                .entry(result.entity.clone())
+                .or_default()
+                .push(result);
+        }
+        for exemption in store.exemptions(None)? {
+            state.put_exemption(exemption);
+        }
+        for request in store.tier_requests(None)? {
+            state.tier_requests.insert(request.id.clone(), request);
+        }
+        for lock in store.locks()? {
+            state.locks.insert(lock.entity.clone(), lock);
+        }
+        for task in store.tasks(&crate::store::TaskFilter::default())? {
+            state.tasks.insert(task.id.clone(), task);
+        }
+        for id in &ids {
+            if let Some(alert) = store.alert_state::<crate::automation::DegradedAlert>(
+                &crate::automation::degraded_key(id),
+            )? {
+                state.degraded_alerts.insert(id.clone(), alert);
+            }
+        }
+        metrics().entities.set(state.entities.len() as i64);
+        Ok(())
     }
-    pub fn entity_scores(&self, id: &str) -> Result<Vec<ScorecardResult>> {
-        pending()
+
+    /// Load plugins, standards and catalog from their directories and evaluate everything.
+    async fn initial_load(&self) -> anyhow::Result<()> {
+        let report = self.reload_all("start").await;
+        for line in report.lines() {
+            tracing::info!("{line}");
+        }
+        Ok(())
     }
-    pub fn scorecards(&self) -> Vec<ScorecardView> {
-        Vec::new()
+
+    fn spawn_background(&self) {
+        let mut handles = Vec::new();
+        handles.extend(sources::spawn_schedules(self));
+        handles.push(self.spawn_tick());
+        handles.push(actions::spawn_delivery(
+            self.inner.store.clone(),
+            self.inner.writer.clone(),
+            self.inner.config.clone(),
+            self.inner.clock.clone(),
+            self.inner.delivery.clone(),
+            self.shutdown_signal(),
+        ));
+        if self.inner.config.watch.enabled {
+            match crate::watch::spawn(self.clone()) {
+                Ok(handle) => handles.push(handle),
+                Err(err) => tracing::error!(error = %err, "file watching is off"),
+            }
+        }
+        self.inner
+            .background
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(handles);
     }
-    pub fn scorecard(&self, id: &str) -> Result<ScorecardView> {
-        pending()
+
+    /// The periodic tick: exemption expiry, task deadlines, daily snapshots.
+    fn spawn_tick(&self) -> tokio::task::JoinHandle<()> {
+        let engine = self.clone();
+        let mut stop = self.shutdown_signal();
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(std::time::Duration::from_secs(5));
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = interval.tick() => {}
+                    _ = stop.changed() => return,
+                }
+                if let Err(err) = engine.tick().await {
+                    tracing::warn!(error = %err, "periodic tick failed");
+                }
+            }
+        })
     }
-    pub fn scores(&self, filter: &ScoreFilter) -> Result<Vec<ScorecardResult>> {
-        pending()
+
+    /// Run the time-based work once: expire exemptions, turn tasks overdue, send reminders,
+    /// take the daily snapshot. Public so tests with a manual clock can drive it.
+    pub async fn tick(&self) -> Result<()> {
+        let _guard = self.inner.ops.lock().await;
+        let now = self.now();
+        let mut batch = WriteBatch::new();
+        let tick_plan = {
+            let state = self.read();
+            actions::plan_tick(&self.automation_context(&state), &state, &self.inner.store, now)
+        };
+        let expired: Vec<crate::model::Exemption> = tick_plan.expired_exemptions().cloned().collect();
+        let reevaluate: Vec<String> = expired.iter().map(|e| e.entity.clone()).collect();
+        tick_plan.apply_to(&mut batch);
+        let snapshot_due = self.snapshot_due(now);
+        if let Some(snapshots) = &snapshot_due {
+            for s in snapshots {
+                batch.put_snapshot(s);
+            }
+            batch.put_meta("last_snapshot_date", &now.date_naive().to_string());
+        }
+        if batch.is_empty() && reevaluate.is_empty() {
+            return Ok(());
+        }
+        let outcome = self
+            .evaluate_ids_with(&reevaluate, |state, id| {
+                let mut inputs = Inputs::gather(state, id)?;
+                for e in &expired {
+                    if e.entity == id {
+                        inputs = inputs.with_exemption(e);
+                    }
+                }
+                Some(inputs)
+            })
+            .await;
+        let plan = self.plan_for(&outcome, now);
+        for evaluated in &outcome {
+            evaluated.write_into(&mut batch);
+        }
+        plan.apply_to(&mut batch);
+        self.commit(batch, Durability::Immediate).await?;
+        let mut state = self.write();
+        actions::apply_to_state(&tick_plan, &mut state);
+        actions::apply_to_state(&plan, &mut state);
+        Self::apply_outcome(&mut state, outcome);
+        drop(state);
+        self.inner.delivery.wake();
+        Ok(())
     }
-    pub fn history(&self, id: &str, scorecard: Option<&str>) -> Result<Vec<LevelChange>> {
-        pending()
+
+    fn snapshot_due(&self, now: Timestamp) -> Option<Vec<crate::store::DailySnapshot>> {
+        let today = now.date_naive().to_string();
+        let last: Option<String> = self
+            .inner
+            .store
+            .meta_get("last_snapshot_date")
+            .ok()
+            .flatten();
+        if last.as_deref() == Some(today.as_str()) {
+            return None;
+        }
+        let state = self.read();
+        let mut snapshots = Vec::new();
+        for scorecard in &state.standards.scorecards {
+            let levels = state
+                .results
+                .values()
+                .flatten()
+                .filter(|r| r.scorecard == scorecard.identifier)
+                .map(|r| (r.entity.clone(), r.level_index))
+                .collect();
+            snapshots.push(crate::store::DailySnapshot {
+                scorecard: scorecard.identifier.clone(),
+                date: now.date_naive(),
+                taken_at: now,
+                level_titles: scorecard.levels.iter().map(|l| l.title.clone()).collect(),
+                levels,
+            });
+        }
+        Some(snapshots)
     }
-    pub fn gate(&self, id: &str) -> Result<GateAnswer> {
-        pending()
+
+    /// Evaluate the given entities (inputs from the live state, adjusted by `gather`).
+    async fn evaluate_ids_with(
+        &self,
+        ids: &[String],
+        gather: impl Fn(&State, &str) -> Option<Inputs>,
+    ) -> Vec<Evaluated> {
+        if ids.is_empty() {
+            return Vec::new();
+        }
+        let (standards, inputs) = {
+            let state = self.read();
+            let inputs: Vec<Inputs> = ids.iter().filter_map(|id| gather(&state, id)).collect();
+            (state.standards.clone(), inputs)
+        };
+        let started = std::time::Instant::now();
+        let outcome = pass::evaluate(&standards, &self.inner.plugins, inputs, self.now()).await;
+        let m = metrics();
+        m.evaluations.inc_by(outcome.len() as u64);
+        m.rule_evaluations
+            .inc_by(outcome.iter().map(|e| e.rule_count() as u64).sum());
+        m.level_changes
+            .inc_by(outcome.iter().map(|e| e.level_changes.len() as u64).sum());
+        m.evaluation_seconds
+            .observe(started.elapsed().as_secs_f64());
+        outcome
     }
-    pub async fn lock(&self, actor: &Actor, id: &str, input: LockInput) -> Result<Lock> {
-        pending()
+
+    /// Evaluate `ids` with their live inputs.
+    async fn evaluate_ids(&self, ids: &[String]) -> Vec<Evaluated> {
+        self.evaluate_ids_with(ids, Inputs::gather).await
     }
-    pub async fn unlock(&self, actor: &Actor, id: &str, input: DecisionInput) -> Result<()> {
-        pending()
+
+    /// Tasks, events and notifications that follow from an evaluation.
+    fn plan_for(&self, outcome: &[Evaluated], now: Timestamp) -> crate::automation::Plan {
+        let state = self.read();
+        let ctx = self.automation_context(&state);
+        let mut plan = crate::automation::Plan::default();
+        for evaluated in outcome {
+            plan.extend(actions::plan_evaluation(&ctx, &state, evaluated, now));
+        }
+        plan
     }
-    pub async fn request_exemption(&self, actor: &Actor, input: ExemptionInput) -> Result<Exemption> {
-        pending()
+
+    fn automation_context<'a>(&'a self, state: &'a State) -> actions::Context<'a> {
+        actions::Context {
+            config: &self.inner.config,
+            standards: &state.standards,
+        }
     }
-    pub fn exemptions(&self, status: Option<ExemptionStatus>) -> Vec<Exemption> {
-        Vec::new()
+
+    /// Put results into the live state after their commit.
+    fn apply_outcome(state: &mut State, outcome: Vec<Evaluated>) {
+        for evaluated in outcome {
+            let id = evaluated.entity.identifier.clone();
+            if !state.entities.contains_key(&id) {
+                continue;
+            }
+            let misses = crate::eval::tier_misses(&evaluated.entity, &evaluated.results, &state.standards);
+            if misses.is_empty() {
+                state.degraded_since.remove(&id);
+            } else {
+                let at = evaluated
+                    .results
+                    .first()
+                    .map(|r| r.evaluated_at)
+                    .unwrap_or_else(chrono::Utc::now);
+                state.degraded_since.entry(id.clone()).or_insert(at);
+            }
+            state.results.insert(id, evaluated.results);
+        }
     }
-    pub fn exemption(&self, id: &str) -> Result<Exemption> {
-        pending()
-    }
-    pub async fn approve_exemption(&self, actor: &Actor, id: &str, input: DecisionInput) -> Result<Exemption> {
-        pending()
-    }
-    pub async fn deny_exemption(&self, actor: &Actor, id: &str, input: DecisionInput) -> Result<Exemption> {
-        pending()
-    }
-    pub async fn revoke_exemption(&self, actor: &Actor, id: &str, input: DecisionInput) -> Result<Exemption> {
-        pending()
-    }
-    pub async fn request_tier_change(&self, actor: &Actor, input: TierRequestInput) -> Result<TierRequest> {
-        pending()
-    }
-    pub fn tier_requests(&self, status: Option<TierRequestStatus>) -> Vec<TierRequest> {
-        Vec::new()
-    }
-    pub fn tier_request(&self, id: &str) -> Result<TierRequest> {
-        pending()
-    }
-    pub async fn approve_tier_request(&self, actor: &Actor, id: &str, input: DecisionInput) -> Result<TierRequest> {
-        pending()
-    }
-    pub async fn deny_tier_request(&self, actor: &Actor, id: &str, input: DecisionInput) -> Result<TierRequest> {
-        pending()
-    }
-    pub fn tasks(&self, filter: &TaskFilter) -> Vec<Task> {
-        Vec::new()
-    }
-    pub fn initiatives(&self) -> Vec<serde_json::Value> {
-        Vec::new()
-    }
-    pub fn initiative(&self, id: &str) -> Result<serde_json::Value> {
-        pending()
-    }
-    pub async fn refresh(&self, actor: &Actor, id: &str) -> Result<RefreshAnswer> {
-        pending()
-    }
-    pub async fn nudge(&self, actor: &Actor, id: &str) -> Result<serde_json::Value> {
-        pending()
-    }
-    pub fn status(&self) -> serde_json::Value {
-        serde_json::Value::Null
-    }
-    pub async fn reload(&self, actor: &Actor) -> Result<serde_json::Value> {
-        pending()
-    }
-    pub fn dead_letters(&self) -> Vec<serde_json::Value> {
-        Vec::new()
-    }
-    /// The audit trail of a person-made record (`exemption`, `tier_request`, `lock`, `entity`).
-    pub fn audit(&self, kind: &str, id: &str) -> Vec<crate::model::AuditEntry> {
-        Vec::new()
+
+    /// Commit a batch through the single writer, counting it.
+    async fn commit(&self, batch: WriteBatch, durability: Durability) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        let result = self.inner.writer.commit(batch, durability).await;
+        let m = metrics();
+        m.store_commits.inc();
+        m.store_commit_seconds
+            .observe(started.elapsed().as_secs_f64());
+        result.map(|_| ()).map_err(|e| {
+            tracing::error!(error = %e, "commit failed");
+            EngineError::Unavailable(format!("the state could not be saved: {e}"))
+        })
     }
 }

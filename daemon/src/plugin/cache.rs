@@ -35,13 +35,17 @@ impl ArtifactCache {
         let mut hasher = Sha256Hasher(Sha256::new());
         std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut hasher);
         let engine_key = hex::encode(&hasher.0.finalize()[..8]);
-        let cache = ArtifactCache { dir: dir.to_path_buf(), engine_key };
+        let cache = ArtifactCache {
+            dir: dir.to_path_buf(),
+            engine_key,
+        };
         cache.prune();
         Ok(cache)
     }
 
     fn path_for(&self, wasm_sha256: &str) -> PathBuf {
-        self.dir.join(format!("{wasm_sha256}-{}.{EXTENSION}", self.engine_key))
+        self.dir
+            .join(format!("{wasm_sha256}-{}.{EXTENSION}", self.engine_key))
     }
 
     /// The compiled component for `wasm` (whose SHA-256 hex is `wasm_sha256`), and whether it
@@ -63,8 +67,11 @@ impl ArtifactCache {
                 }
             }
         }
-        let artifact = engine.precompile_component(wasm).map_err(|e| format!("{e:#}"))?;
-        self.store(&path, &artifact).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        let artifact = engine
+            .precompile_component(wasm)
+            .map_err(|e| format!("{e:#}"))?;
+        self.store(&path, &artifact)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         let component = load_own_artifact(engine, &path).map_err(|e| format!("{e:#}"))?;
         Ok((component, false))
     }
@@ -76,7 +83,10 @@ impl ArtifactCache {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let tmp = self.dir.join(format!(".tmp-{}-{n}", std::process::id()));
         let written = (|| {
-            let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)?;
             file.write_all(artifact)?;
             file.sync_all()?;
             std::fs::rename(&tmp, path)
@@ -89,7 +99,9 @@ impl ArtifactCache {
 
     /// Remove artifacts of other engines and temporaries left by a crash.
     fn prune(&self) {
-        let Ok(entries) = std::fs::read_dir(&self.dir) else { return };
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
         let suffix = format!("-{}.{EXTENSION}", self.engine_key);
         for entry in entries.flatten() {
             let name = entry.file_name();
@@ -141,4 +153,9 @@ impl Hasher for Sha256Hasher {
 /// SHA-256 of `bytes`, lower-case hex.
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
+}
+
+/// The short form of a wasm hash shown as a plugin's version.
+pub(crate) fn short_version(sha256_hex: &str) -> String {
+    sha256_hex[..12.min(sha256_hex.len())].to_string()
 }

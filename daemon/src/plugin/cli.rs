@@ -14,8 +14,8 @@ use anyhow::Context;
 use crate::model::Entity;
 use crate::plugin::bindings::{PACKAGE, VERSION};
 use crate::plugin::host::{HostConfig, PluginHost};
-use crate::plugin::manifest::{Manifest, PluginKind, load_manifests};
 use crate::plugin::instance::Plugin;
+use crate::plugin::manifest::{Manifest, PluginKind, load_manifests};
 
 /// Commands for plugin authors.
 #[derive(Debug, clap::Subcommand)]
@@ -45,9 +45,12 @@ pub enum PluginCommand {
 pub async fn run(cmd: PluginCommand) -> anyhow::Result<i32> {
     match cmd {
         PluginCommand::Check { dir } => check(&dir).await,
-        PluginCommand::Run { manifest, entity, facts, params } => {
-            run_once(&manifest, &entity, facts.as_deref(), params.as_deref()).await
-        }
+        PluginCommand::Run {
+            manifest,
+            entity,
+            facts,
+            params,
+        } => run_once(&manifest, &entity, facts.as_deref(), params.as_deref()).await,
     }
 }
 
@@ -76,14 +79,24 @@ async fn check(dir: &Path) -> anyhow::Result<i32> {
 
 fn describe(plugin: &Plugin) -> String {
     let m = &plugin.manifest;
-    let http: Vec<String> = m.capabilities.http.iter().map(ToString::to_string).collect();
+    let http: Vec<String> = m
+        .capabilities
+        .http
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     let dirs: Vec<String> = m
         .capabilities
         .dirs
         .iter()
         .map(|d| format!("{} -> {}", d.guest, d.host.display()))
         .collect();
-    let secrets: Vec<&str> = m.capabilities.secrets.iter().map(|s| s.name.as_str()).collect();
+    let secrets: Vec<&str> = m
+        .capabilities
+        .secrets
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect();
     format!(
         "{name}  world={PACKAGE}/{world}@{VERSION}  version={version}  timeout={timeout}ms  \
          memory={memory}MiB  http=[{http}]  dirs=[{dirs}]  secrets=[{secrets}]",
@@ -125,13 +138,21 @@ async fn run_once(
     let printed = match plugin.kind() {
         PluginKind::Check => {
             let [entity] = entities.as_slice() else {
-                anyhow::bail!("a check runs on exactly one entity, the file has {}", entities.len());
+                anyhow::bail!(
+                    "a check runs on exactly one entity, the file has {}",
+                    entities.len()
+                );
             };
-            plugin.evaluate(entity, &facts, &params).await.map(|o| serde_json::to_value(o))
+            plugin
+                .evaluate(entity, &facts, &params)
+                .await
+                .map(serde_json::to_value)
         }
         PluginKind::DataSource => plugin.collect(&entities).await.map(|pairs| {
-            let object: serde_json::Map<String, serde_json::Value> =
-                pairs.into_iter().map(|(id, facts)| (id, facts.into())).collect();
+            let object: serde_json::Map<String, serde_json::Value> = pairs
+                .into_iter()
+                .map(|(id, facts)| (id, facts.into()))
+                .collect();
             Ok(serde_json::Value::Object(object))
         }),
     };
@@ -148,7 +169,8 @@ async fn run_once(
 }
 
 fn read_document(path: &Path) -> anyhow::Result<serde_json::Value> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     // YAML is a superset of JSON: one parser reads both.
     serde_norway::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
@@ -160,5 +182,10 @@ fn read_entities(path: &Path) -> anyhow::Result<Vec<Entity>> {
     } else {
         serde_json::from_value(document).map(|e| vec![e])
     };
-    entities.with_context(|| format!("{} does not hold an entity or a list of entities", path.display()))
+    entities.with_context(|| {
+        format!(
+            "{} does not hold an entity or a list of entities",
+            path.display()
+        )
+    })
 }

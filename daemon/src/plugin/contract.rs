@@ -8,8 +8,8 @@
 //! message for the common mistakes.
 
 use wasmtime::Engine;
-use wasmtime::component::types::ComponentItem;
 use wasmtime::component::Component;
+use wasmtime::component::types::ComponentItem;
 
 use crate::plugin::bindings::{PACKAGE, VERSION};
 use crate::plugin::error::PluginError;
@@ -26,7 +26,9 @@ pub(crate) fn check_contract(
 
     let prefix = format!("{PACKAGE}/");
     for (name, _) in ty.imports(engine) {
-        let Some(rest) = name.strip_prefix(&prefix) else { continue };
+        let Some(rest) = name.strip_prefix(&prefix) else {
+            continue;
+        };
         let version = rest.split_once('@').map(|(_, v)| v);
         if !version.is_some_and(is_served_version) {
             return Err(PluginError::UnsupportedVersion {
@@ -68,14 +70,20 @@ pub(crate) fn check_contract(
             }
         }
     };
-    Err(PluginError::WrongWorld { plugin: plugin.to_string(), expected: kind.to_string(), found })
+    Err(PluginError::WrongWorld {
+        plugin: plugin.to_string(),
+        expected: kind.to_string(),
+        found,
+    })
 }
 
 /// Whether a plugin built against `version` can be served: semver-compatible with
 /// [`VERSION`] (for 0.x: the same minor version) and not newer than it.
 fn is_served_version(version: &str) -> bool {
-    let (Ok(found), Ok(served)) = (semver::Version::parse(version), semver::Version::parse(VERSION))
-    else {
+    let (Ok(found), Ok(served)) = (
+        semver::Version::parse(version),
+        semver::Version::parse(VERSION),
+    ) else {
         return false;
     };
     let compatible = if served.major == 0 {
@@ -95,7 +103,10 @@ mod tests {
         assert!(is_served_version("0.1.0"));
         assert!(!is_served_version("0.2.0"));
         assert!(!is_served_version("1.0.0"));
-        assert!(!is_served_version("0.1.1"), "a newer contract may need imports we lack");
+        assert!(
+            !is_served_version("0.1.1"),
+            "a newer contract may need imports we lack"
+        );
         assert!(!is_served_version("banana"));
     }
 }

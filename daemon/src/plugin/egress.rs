@@ -33,7 +33,11 @@ type SendFuture =
 
 impl Egress {
     pub(crate) fn new(plugin: Arc<str>, allow: Arc<[HttpGrant]>) -> Egress {
-        Egress { plugin, allow, deadline: Instant::now() }
+        Egress {
+            plugin,
+            allow,
+            deadline: Instant::now(),
+        }
     }
 
     /// The request's target rewritten as `scheme://host:port/path`, if the allow list covers it.
@@ -50,13 +54,20 @@ impl Egress {
         if authority.as_str().contains('@') {
             return Err("user information in the authority is not allowed".into());
         }
-        let host = authority.host();
+        let host = authority.host().to_ascii_lowercase();
         let port = authority.port_u16().unwrap_or(default_port);
-        if !self.allow.iter().any(|grant| grant.allows(host, port, default_port)) {
-            return Err(format!("{host}:{port} is not on the plugin's http allow list"));
+        if !self
+            .allow
+            .iter()
+            .any(|grant| grant.allows(&host, port, default_port))
+        {
+            return Err(format!(
+                "{host}:{port} is not on the plugin's http allow list"
+            ));
         }
-        let authority: Authority =
-            format!("{host}:{port}").parse().map_err(|e: http::uri::InvalidUri| e.to_string())?;
+        let authority: Authority = format!("{host}:{port}")
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| e.to_string())?;
         let path = uri.path_and_query().map_or("/", |p| p.as_str());
         Uri::builder()
             .scheme(scheme.clone())
@@ -99,16 +110,24 @@ impl WasiHttpHooks for Egress {
             if remaining.is_zero() {
                 return Err(HttpError::ConnectionTimeout);
             }
-            let host = uri.authority().map(|a| a.as_str().to_owned()).unwrap_or_default();
-            let host = http::HeaderValue::try_from(host).map_err(|_| HttpError::HttpRequestUriInvalid)?;
+            let host = uri
+                .authority()
+                .map(|a| a.as_str().to_owned())
+                .unwrap_or_default();
+            let host =
+                http::HeaderValue::try_from(host).map_err(|_| HttpError::HttpRequestUriInvalid)?;
             request.headers_mut().insert(http::header::HOST, host);
             *request.uri_mut() = uri;
             tracing::debug!(plugin = %plugin, uri = %request.uri(), "outgoing HTTP request");
-            let sent = wasmtime_wasi_http::default_send_request(request, Some(clamp(options, remaining)));
+            let sent =
+                wasmtime_wasi_http::default_send_request(request, Some(clamp(options, remaining)));
             let (response, io) = tokio::time::timeout(remaining, sent)
                 .await
                 .map_err(|_| HttpError::HttpResponseTimeout)??;
-            Ok((response.map(BodyExt::boxed_unsync), Box::new(io) as IoFuture))
+            Ok((
+                response.map(BodyExt::boxed_unsync),
+                Box::new(io) as IoFuture,
+            ))
         })
     }
 }
@@ -125,9 +144,13 @@ mod tests {
     #[test]
     fn authorizes_only_listed_authorities_and_normalises_them() {
         let e = egress(&["api.example.com", "127.0.0.1:8080"]);
-        let ok = e.authorize(&"https://API.example.com/v1?q=1".parse().unwrap()).unwrap();
+        let ok = e
+            .authorize(&"https://API.example.com/v1?q=1".parse().unwrap())
+            .unwrap();
         assert_eq!(ok.to_string(), "https://api.example.com:443/v1?q=1");
-        let ok = e.authorize(&"http://127.0.0.1:8080".parse().unwrap()).unwrap();
+        let ok = e
+            .authorize(&"http://127.0.0.1:8080".parse().unwrap())
+            .unwrap();
         assert_eq!(ok.to_string(), "http://127.0.0.1:8080/");
         for refused in [
             "https://api.example.com:8443/",
@@ -137,9 +160,16 @@ mod tests {
             "http://api.example.com@evil.test/",
             "ftp://api.example.com/",
         ] {
-            assert!(e.authorize(&refused.parse().unwrap()).is_err(), "{refused} allowed");
+            assert!(
+                e.authorize(&refused.parse().unwrap()).is_err(),
+                "{refused} allowed"
+            );
         }
-        assert!(egress(&[]).authorize(&"https://api.example.com/".parse().unwrap()).is_err());
+        assert!(
+            egress(&[])
+                .authorize(&"https://api.example.com/".parse().unwrap())
+                .is_err()
+        );
     }
 
     #[test]
@@ -174,8 +204,9 @@ mod tests {
             .unwrap();
         let result = Box::into_pin(e.send_request(request, None, Box::new(async { Ok(()) }))).await;
         assert!(matches!(result, Err(HttpError::HttpRequestDenied)));
-        let accepted =
-            tokio::time::timeout(Duration::from_millis(50), listener.accept()).await.is_ok();
+        let accepted = tokio::time::timeout(Duration::from_millis(50), listener.accept())
+            .await
+            .is_ok();
         assert!(!accepted, "the refused request reached the listener");
     }
 }

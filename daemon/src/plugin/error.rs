@@ -19,11 +19,21 @@ pub enum PluginError {
     #[error("plugin `{plugin}`: cannot compile: {reason}")]
     Compile { plugin: String, reason: String },
     /// The component does not export the world its manifest declares.
-    #[error("plugin `{plugin}`: the manifest declares a `{expected}` plugin but the component is {found}")]
-    WrongWorld { plugin: String, expected: String, found: String },
+    #[error(
+        "plugin `{plugin}`: the manifest declares a `{expected}` plugin but the component is {found}"
+    )]
+    WrongWorld {
+        plugin: String,
+        expected: String,
+        found: String,
+    },
     /// The component targets a `readyd:plugin` version this daemon does not serve.
     #[error("plugin `{plugin}`: built against {found}; this daemon serves {supported}")]
-    UnsupportedVersion { plugin: String, found: String, supported: String },
+    UnsupportedVersion {
+        plugin: String,
+        found: String,
+        supported: String,
+    },
     /// The component's imports cannot be satisfied (it asks for something the sandbox lacks).
     #[error("plugin `{plugin}`: cannot be linked: {reason}")]
     Link { plugin: String, reason: String },
@@ -56,7 +66,11 @@ pub enum PluginError {
     Unknown { plugin: String },
     /// The plugin was asked for the other world's call (`evaluate` on a data source, ...).
     #[error("plugin `{plugin}` is a {kind} plugin and cannot {call}")]
-    WrongCall { plugin: String, kind: String, call: &'static str },
+    WrongCall {
+        plugin: String,
+        kind: String,
+        call: &'static str,
+    },
     /// The host itself failed (engine setup, a worker thread, the cache directory).
     #[error("plugin host: {reason}")]
     Host { reason: String },
@@ -92,7 +106,11 @@ impl PluginError {
         use PluginError::*;
         matches!(
             self,
-            Init { .. } | Timeout { .. } | OutOfMemory { .. } | Trap { .. } | MalformedOutput { .. }
+            Init { .. }
+                | Timeout { .. }
+                | OutOfMemory { .. }
+                | Trap { .. }
+                | MalformedOutput { .. }
         )
     }
 }

@@ -32,7 +32,7 @@ pub enum PluginState {
 }
 
 pub(crate) struct Health {
-    park_after: u32,
+    park_after: AtomicU32,
     retry_after: Duration,
     calls: AtomicU64,
     failures: AtomicU64,
@@ -62,7 +62,7 @@ pub(crate) struct HealthReport {
 impl Health {
     pub(crate) fn new(park_after: u32, retry_after: Duration) -> Health {
         Health {
-            park_after: park_after.max(1),
+            park_after: AtomicU32::new(park_after.max(1)),
             retry_after,
             calls: AtomicU64::new(0),
             failures: AtomicU64::new(0),
@@ -71,6 +71,11 @@ impl Health {
             dirty: AtomicBool::new(false),
             detail: Mutex::new(Detail::default()),
         }
+    }
+
+    /// Change the number of consecutive faults that parks the plugin.
+    pub(crate) fn set_park_after(&self, park_after: u32) {
+        self.park_after.store(park_after.max(1), Ordering::Relaxed);
     }
 
     fn detail(&self) -> MutexGuard<'_, Detail> {
@@ -141,7 +146,7 @@ impl Health {
         detail.last_error = Some((error.to_string(), now));
         detail.last_call_failed = true;
         self.dirty.store(true, Ordering::Release);
-        if consecutive >= self.park_after || detail.probing {
+        if consecutive >= self.park_after.load(Ordering::Relaxed) || detail.probing {
             if detail.parked_since.is_none() {
                 tracing::warn!(plugin, consecutive, error = %error, "plugin parked");
             }
@@ -155,10 +160,14 @@ impl Health {
         let detail = self.detail();
         let consecutive = self.consecutive.load(Ordering::Relaxed);
         let state = match (&detail.parked_since, &detail.last_error) {
-            (Some((since, _)), _) => PluginState::Parked { failures: consecutive, since: *since },
-            (None, Some((reason, at))) if detail.last_call_failed => {
-                PluginState::Failed { reason: reason.clone(), at: *at }
-            }
+            (Some((since, _)), _) => PluginState::Parked {
+                failures: consecutive,
+                since: *since,
+            },
+            (None, Some((reason, at))) if detail.last_call_failed => PluginState::Failed {
+                reason: reason.clone(),
+                at: *at,
+            },
             _ => PluginState::Active,
         };
         HealthReport {
@@ -175,7 +184,10 @@ mod tests {
     use super::*;
 
     fn trap() -> PluginError {
-        PluginError::Trap { plugin: "p".into(), reason: "unreachable".into() }
+        PluginError::Trap {
+            plugin: "p".into(),
+            reason: "unreachable".into(),
+        }
     }
 
     #[test]
@@ -188,23 +200,38 @@ mod tests {
         assert!(h.admit("p").is_ok(), "two in a row is not three");
         assert!(matches!(h.report().state, PluginState::Failed { .. }));
         h.record("p", Err(&trap()));
-        assert_eq!(h.admit("p"), Err(PluginError::Parked { plugin: "p".into(), failures: 3 }));
+        assert_eq!(
+            h.admit("p"),
+            Err(PluginError::Parked {
+                plugin: "p".into(),
+                failures: 3
+            })
+        );
         let report = h.report();
-        assert!(matches!(report.state, PluginState::Parked { failures: 3, .. }));
+        assert!(matches!(
+            report.state,
+            PluginState::Parked { failures: 3, .. }
+        ));
         assert_eq!((report.calls, report.failures), (5, 4));
     }
 
     #[test]
     fn guest_errors_do_not_count_toward_parking() {
         let h = Health::new(2, Duration::from_secs(3600));
-        let unavailable = PluginError::Plugin { plugin: "p".into(), error: "unavailable: x".into() };
+        let unavailable = PluginError::Plugin {
+            plugin: "p".into(),
+            error: "unavailable: x".into(),
+        };
         for _ in 0..5 {
             h.record("p", Err(&unavailable));
         }
         assert!(h.admit("p").is_ok());
         let report = h.report();
         assert_eq!(report.state, PluginState::Active);
-        assert_eq!(report.last_error.as_deref(), Some("plugin `p`: unavailable: x"));
+        assert_eq!(
+            report.last_error.as_deref(),
+            Some("plugin `p`: unavailable: x")
+        );
     }
 
     #[test]

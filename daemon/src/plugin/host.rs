@@ -115,7 +115,9 @@ pub(crate) struct IdleSlot(Arc<IdleBudget>);
 impl IdleBudget {
     pub(crate) fn try_take(self: &Arc<Self>) -> Option<IdleSlot> {
         self.used
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < self.capacity).then_some(n + 1))
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.capacity).then_some(n + 1)
+            })
             .ok()
             .map(|_| IdleSlot(self.clone()))
     }
@@ -129,12 +131,16 @@ impl Drop for IdleSlot {
 
 impl std::fmt::Debug for PluginHost {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PluginHost").field("config", &self.inner.config).finish_non_exhaustive()
+        f.debug_struct("PluginHost")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
     }
 }
 
 fn host_error(what: &str) -> impl Fn(wasmtime::Error) -> PluginError + '_ {
-    move |e| PluginError::Host { reason: format!("{what}: {e:#}") }
+    move |e| PluginError::Host {
+        reason: format!("{what}: {e:#}"),
+    }
 }
 
 impl PluginHost {
@@ -176,9 +182,13 @@ impl PluginHost {
             .map_err(host_error("linking readyd:plugin/host"))?;
 
         let cache = match &config.cache_dir {
-            Some(dir) => Some(ArtifactCache::open(dir, &engine).map_err(|e| PluginError::Host {
-                reason: format!("cannot open the plugin cache {}: {e}", dir.display()),
-            })?),
+            Some(dir) => {
+                Some(
+                    ArtifactCache::open(dir, &engine).map_err(|e| PluginError::Host {
+                        reason: format!("cannot open the plugin cache {}: {e}", dir.display()),
+                    })?,
+                )
+            }
             None => None,
         };
 
@@ -191,7 +201,10 @@ impl PluginHost {
                 linker,
                 cache,
                 running: Arc::new(tokio::sync::Semaphore::new(max_instances as usize)),
-                idle: Arc::new(IdleBudget { used: AtomicU32::new(0), capacity: idle_capacity }),
+                idle: Arc::new(IdleBudget {
+                    used: AtomicU32::new(0),
+                    capacity: idle_capacity,
+                }),
                 config,
                 ticker_stop,
             }),
@@ -225,7 +238,10 @@ impl PluginHost {
         let plugin = name.clone();
         let started = std::time::Instant::now();
         let (component, sha256, from_cache) = tokio::task::spawn_blocking(move || {
-            let compile_error = |reason: String| PluginError::Compile { plugin: plugin.clone(), reason };
+            let compile_error = |reason: String| PluginError::Compile {
+                plugin: plugin.clone(),
+                reason,
+            };
             let bytes = std::fs::read(&wasm_path)
                 .map_err(|e| compile_error(format!("cannot read {}: {e}", wasm_path.display())))?;
             let sha256 = sha256_hex(&bytes);
@@ -239,14 +255,24 @@ impl PluginHost {
             Ok::<_, PluginError>((component, sha256, from_cache))
         })
         .await
-        .map_err(|e| PluginError::Host { reason: format!("compile worker failed: {e}") })??;
-        tracing::debug!(from_cache, elapsed_ms = started.elapsed().as_millis() as u64, "compiled");
+        .map_err(|e| PluginError::Host {
+            reason: format!("compile worker failed: {e}"),
+        })??;
+        tracing::debug!(
+            from_cache,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "compiled"
+        );
 
         check_contract(&self.inner.engine, &component, &name, manifest.kind)?;
-        let pre = self.inner.linker.instantiate_pre(&component).map_err(|e| PluginError::Link {
-            plugin: name.clone(),
-            reason: format!("{e:#}"),
-        })?;
+        let pre = self
+            .inner
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| PluginError::Link {
+                plugin: name.clone(),
+                reason: format!("{e:#}"),
+            })?;
         let wrong_world = |e: wasmtime::Error| PluginError::WrongWorld {
             plugin: name.clone(),
             expected: manifest.kind.to_string(),
@@ -285,5 +311,7 @@ fn spawn_ticker(engine: Engine, stop: Arc<AtomicBool>) -> Result<(), PluginError
             }
         })
         .map(|_| ())
-        .map_err(|e| PluginError::Host { reason: format!("cannot start the epoch ticker: {e}") })
+        .map_err(|e| PluginError::Host {
+            reason: format!("cannot start the epoch ticker: {e}"),
+        })
 }

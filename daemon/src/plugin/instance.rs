@@ -101,9 +101,19 @@ impl std::fmt::Debug for Plugin {
 
 impl Plugin {
     pub(crate) fn new(parts: PluginParts) -> Result<Plugin, PluginError> {
-        let PluginParts { host, manifest, pre, sha256, from_cache, memory_mb } = parts;
+        let PluginParts {
+            host,
+            manifest,
+            pre,
+            sha256,
+            from_cache,
+            memory_mb,
+        } = parts;
         let config = &host.config;
-        let timeout_ms = manifest.timeout_ms.unwrap_or(config.default_timeout_ms).max(1);
+        let timeout_ms = manifest
+            .timeout_ms
+            .unwrap_or(config.default_timeout_ms)
+            .max(1);
 
         let mut init = manifest.config.clone();
         for secret in &manifest.capabilities.secrets {
@@ -119,11 +129,16 @@ impl Plugin {
             dirs: manifest.capabilities.dirs.clone(),
             memory_bytes: usize::try_from(memory_mb << 20).unwrap_or(usize::MAX),
             max_log_lines: config.max_log_lines_per_call,
-            redact: manifest.capabilities.secrets.iter().map(|s| s.value.expose().to_owned()).collect(),
+            secret_values: manifest
+                .capabilities
+                .secrets
+                .iter()
+                .map(|s| s.value.expose().to_owned())
+                .collect(),
             log_lines_dropped: Default::default(),
         });
         Ok(Plugin {
-            version: sha256[..12.min(sha256.len())].to_string(),
+            version: crate::plugin::cache::short_version(&sha256),
             loaded_at: chrono::Utc::now(),
             from_cache,
             health: Health::new(config.park_after_failures, config.retry_parked_after),
@@ -187,7 +202,10 @@ impl Plugin {
     /// asked about, and repeats, are dropped; facts that are not JSON objects make the whole
     /// answer `MalformedOutput`.
     #[tracing::instrument(skip_all, fields(plugin = %self.manifest.name, entities = entities.len()))]
-    pub async fn collect(&self, entities: &[Entity]) -> Result<Vec<(String, JsonObject)>, PluginError> {
+    pub async fn collect(
+        &self,
+        entities: &[Entity],
+    ) -> Result<Vec<(String, JsonObject)>, PluginError> {
         self.expect_kind(PluginKind::DataSource, "collect")?;
         self.health.admit(self.name())?;
         let result = self.collect_once(entities).await;
@@ -195,7 +213,10 @@ impl Plugin {
         result
     }
 
-    async fn collect_once(&self, entities: &[Entity]) -> Result<Vec<(String, JsonObject)>, PluginError> {
+    async fn collect_once(
+        &self,
+        entities: &[Entity],
+    ) -> Result<Vec<(String, JsonObject)>, PluginError> {
         let wire: Vec<bindings::Entity> = entities.iter().map(to_wire).collect::<Result<_, _>>()?;
         let _permit = self.permit().await?;
         let mut session = self.checkout().await?;
@@ -227,8 +248,10 @@ impl Plugin {
                 self.host.config.max_output_bytes
             )));
         }
-        let mut wanted: HashMap<&str, bool> =
-            entities.iter().map(|e| (e.identifier.as_str(), false)).collect();
+        let mut wanted: HashMap<&str, bool> = entities
+            .iter()
+            .map(|e| (e.identifier.as_str(), false))
+            .collect();
         let mut facts = Vec::with_capacity(entities.len().min(pairs.len()));
         let mut ignored = 0usize;
         for (id, json) in pairs {
@@ -288,7 +311,10 @@ impl Plugin {
     /// cannot be made, the remaining calls all fail with that error; once the breaker parks
     /// the plugin the remaining calls are refused without running.
     #[tracing::instrument(skip_all, fields(plugin = %self.manifest.name, calls = calls.len()))]
-    pub async fn evaluate_batch(&self, calls: &[CheckCall<'_>]) -> Vec<Result<CheckOutcome, PluginError>> {
+    pub async fn evaluate_batch(
+        &self,
+        calls: &[CheckCall<'_>],
+    ) -> Vec<Result<CheckOutcome, PluginError>> {
         let mut results = Vec::with_capacity(calls.len());
         if let Err(e) = self.expect_kind(PluginKind::Check, "evaluate") {
             results.resize(calls.len(), Err(e));
@@ -377,13 +403,22 @@ impl Plugin {
             bindings::Status::Warn => RuleStatus::Warn,
             bindings::Status::NotApplicable => RuleStatus::NotApplicable,
         };
-        Ok(CheckOutcome { status, message: outcome.message, details })
+        Ok(CheckOutcome {
+            status,
+            message: outcome.message,
+            details,
+        })
     }
 
     async fn permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, PluginError> {
-        self.host.running.clone().acquire_owned().await.map_err(|_| PluginError::Host {
-            reason: "the plugin host is shutting down".into(),
-        })
+        self.host
+            .running
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| PluginError::Host {
+                reason: "the plugin host is shutting down".into(),
+            })
     }
 
     fn take_idle(&self) -> Option<Session> {
@@ -405,14 +440,19 @@ impl Plugin {
         if idle.len() < IDLE_PER_PLUGIN
             && let Some(slot) = self.host.idle.try_take()
         {
-            idle.push(IdleSession { session, _slot: slot });
+            idle.push(IdleSession {
+                session,
+                _slot: slot,
+            });
         }
     }
 
     /// A fresh store and instance, `init` called. Each step has the full call budget.
     async fn instantiate(&self) -> Result<Session, PluginError> {
-        let state = HostState::new(&self.spec)
-            .map_err(|reason| PluginError::Init { plugin: self.name().to_string(), reason })?;
+        let state = HostState::new(&self.spec).map_err(|reason| PluginError::Init {
+            plugin: self.name().to_string(),
+            reason,
+        })?;
         let mut store = Store::new(&self.host.engine, state);
         store.limiter(|state| &mut state.limits);
         store.epoch_deadline_callback(|ctx| {
@@ -428,11 +468,15 @@ impl Plugin {
         self.arm(&mut store);
         let instantiated = match &self.pre {
             WorldPre::Check(pre) => {
-                let made = tokio::time::timeout(self.hard_timeout(), pre.instantiate_async(&mut store)).await;
+                let made =
+                    tokio::time::timeout(self.hard_timeout(), pre.instantiate_async(&mut store))
+                        .await;
                 self.settle(&mut store, made).map(Bound::Check)
             }
             WorldPre::DataSource(pre) => {
-                let made = tokio::time::timeout(self.hard_timeout(), pre.instantiate_async(&mut store)).await;
+                let made =
+                    tokio::time::timeout(self.hard_timeout(), pre.instantiate_async(&mut store))
+                        .await;
                 self.settle(&mut store, made).map(Bound::DataSource)
             }
         };
@@ -441,16 +485,25 @@ impl Plugin {
         self.arm(&mut store);
         let init = match &bound {
             Bound::Check(b) => {
-                tokio::time::timeout(self.hard_timeout(), b.call_init(&mut store, &self.init_config)).await
+                tokio::time::timeout(
+                    self.hard_timeout(),
+                    b.call_init(&mut store, &self.init_config),
+                )
+                .await
             }
             Bound::DataSource(b) => {
-                tokio::time::timeout(self.hard_timeout(), b.call_init(&mut store, &self.init_config)).await
+                tokio::time::timeout(
+                    self.hard_timeout(),
+                    b.call_init(&mut store, &self.init_config),
+                )
+                .await
             }
         };
-        self.settle(&mut store, init)?.map_err(|e| PluginError::Init {
-            plugin: self.name().to_string(),
-            reason: describe_guest_error(e),
-        })?;
+        self.settle(&mut store, init)?
+            .map_err(|e| PluginError::Init {
+                plugin: self.name().to_string(),
+                reason: describe_guest_error(e),
+            })?;
         Ok(Session { store, bound })
     }
 
@@ -476,32 +529,59 @@ impl Plugin {
         let plugin = || self.name().to_string();
         let error = match outcome {
             Ok(Ok(value)) => return Ok(value),
-            Err(_) => return Err(PluginError::Timeout { plugin: plugin(), timeout_ms: self.timeout_ms }),
+            Err(_) => {
+                return Err(PluginError::Timeout {
+                    plugin: plugin(),
+                    timeout_ms: self.timeout_ms,
+                });
+            }
             Ok(Err(error)) => error,
         };
         if store.data().limits.memory_refused {
-            return Err(PluginError::OutOfMemory { plugin: plugin(), limit_mb: self.memory_mb });
+            return Err(PluginError::OutOfMemory {
+                plugin: plugin(),
+                limit_mb: self.memory_mb,
+            });
         }
         if matches!(error.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
-            return Err(PluginError::Timeout { plugin: plugin(), timeout_ms: self.timeout_ms });
+            return Err(PluginError::Timeout {
+                plugin: plugin(),
+                timeout_ms: self.timeout_ms,
+            });
         }
         if let Some(full) = error.downcast_ref::<wasmtime::PoolConcurrencyLimitError>() {
-            return Err(PluginError::Capacity { plugin: plugin(), reason: full.to_string() });
+            return Err(PluginError::Capacity {
+                plugin: plugin(),
+                reason: full.to_string(),
+            });
         }
         tracing::debug!(plugin = %self.name(), error = ?error, "plugin call failed");
-        Err(PluginError::Trap { plugin: plugin(), reason: error.root_cause().to_string() })
+        Err(PluginError::Trap {
+            plugin: plugin(),
+            reason: error.root_cause().to_string(),
+        })
     }
 
     fn guest_error(&self, error: bindings::PluginError) -> PluginError {
-        PluginError::Plugin { plugin: self.name().to_string(), error: describe_guest_error(error) }
+        PluginError::Plugin {
+            plugin: self.name().to_string(),
+            error: describe_guest_error(error),
+        }
     }
 
     fn malformed(&self, reason: String) -> PluginError {
-        PluginError::MalformedOutput { plugin: self.name().to_string(), reason }
+        PluginError::MalformedOutput {
+            plugin: self.name().to_string(),
+            reason,
+        }
     }
 
     fn expect_kind(&self, kind: PluginKind, call: &'static str) -> Result<(), PluginError> {
-        if self.kind() == kind { Ok(()) } else { Err(self.wrong_call(call)) }
+        if self.kind() == kind {
+            Ok(())
+        } else {
+            Err(self.wrong_call(call))
+        }
     }
 
     fn wrong_call(&self, call: &'static str) -> PluginError {
@@ -515,7 +595,10 @@ impl Plugin {
 
 /// Whether the store is still usable after a call: it answered, possibly with its own error.
 fn keeps_store_alive<T>(result: &Result<T, PluginError>) -> bool {
-    matches!(result, Ok(_) | Err(PluginError::Plugin { .. } | PluginError::MalformedOutput { .. }))
+    matches!(
+        result,
+        Ok(_) | Err(PluginError::Plugin { .. } | PluginError::MalformedOutput { .. })
+    )
 }
 
 fn to_wire(entity: &Entity) -> Result<bindings::Entity, PluginError> {
@@ -530,8 +613,9 @@ fn to_wire(entity: &Entity) -> Result<bindings::Entity, PluginError> {
 }
 
 fn encode<T: serde::Serialize>(value: &T, what: &str) -> Result<String, PluginError> {
-    serde_json::to_string(value)
-        .map_err(|e| PluginError::Host { reason: format!("cannot encode {what} as JSON: {e}") })
+    serde_json::to_string(value).map_err(|e| PluginError::Host {
+        reason: format!("cannot encode {what} as JSON: {e}"),
+    })
 }
 
 fn describe_guest_error(error: bindings::PluginError) -> String {

@@ -57,7 +57,7 @@ impl fmt::Display for PluginKind {
 }
 
 /// A parsed, validated plugin manifest.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Manifest {
     /// The plugin's name; data-source facts are stored under it (`facts.<name>`).
     pub name: String,
@@ -79,7 +79,7 @@ pub struct Manifest {
 }
 
 /// What a plugin may reach beyond its own memory. Nothing is granted by default.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Capabilities {
     /// Hosts that outgoing HTTP requests may go to.
     pub http: Vec<HttpGrant>,
@@ -125,11 +125,17 @@ impl FromStr for HttpGrant {
             return Err("wildcards are not supported; list each host".into());
         }
         let authority = http::uri::Authority::from_str(entry).map_err(|e| e.to_string())?;
+        if authority.port_u16().is_none() && authority.host() != authority.as_str() {
+            return Err("the port must be a number from 1 to 65535".into());
+        }
         let host = authority.host().trim_end_matches('.').to_ascii_lowercase();
         if host.is_empty() {
             return Err("empty host".into());
         }
-        Ok(HttpGrant { host, port: authority.port_u16() })
+        Ok(HttpGrant {
+            host,
+            port: authority.port_u16(),
+        })
     }
 }
 
@@ -152,7 +158,7 @@ pub struct DirGrant {
 }
 
 /// One entry of `capabilities.secrets`: `name = "ENV_VAR"`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SecretGrant {
     /// Key under which the value is added to the `init` config.
     pub name: String,
@@ -213,19 +219,32 @@ pub enum ManifestFault {
     #[error("line {line}: unknown key `{key}`")]
     UnknownKey { key: String, line: usize },
     #[error("{}{message}", line.map(|l| format!("line {l}: ")).unwrap_or_default())]
-    Syntax { line: Option<usize>, message: String },
-    #[error("bad name `{0}`: use lower-case letters, digits, `-` and `_`, starting with a letter or digit")]
+    Syntax {
+        line: Option<usize>,
+        message: String,
+    },
+    #[error(
+        "bad name `{0}`: use lower-case letters, digits, `-` and `_`, starting with a letter or digit"
+    )]
     BadName(String),
     #[error("bad kind `{0}`: expected \"data-source\" or \"check\"")]
     BadKind(String),
     #[error("wasm file {} does not exist", .0.display())]
     MissingWasm(PathBuf),
     #[error("bad {field} `{value}`: {reason}")]
-    BadDuration { field: &'static str, value: String, reason: String },
+    BadDuration {
+        field: &'static str,
+        value: String,
+        reason: String,
+    },
     #[error("`interval` is only meaningful for a data-source plugin")]
     IntervalOnCheck,
     #[error("bad {field} {value}: {reason}")]
-    BadLimit { field: &'static str, value: u64, reason: String },
+    BadLimit {
+        field: &'static str,
+        value: u64,
+        reason: String,
+    },
     #[error("bad capabilities.http entry `{entry}`: {reason}")]
     BadHttpGrant { entry: String, reason: String },
     #[error("bad capabilities.dirs entry `{guest}`: {reason}")]
@@ -282,7 +301,10 @@ impl Manifest {
         path: &Path,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Manifest, ManifestError> {
-        let fail = |fault| ManifestError { path: path.to_path_buf(), fault };
+        let fail = |fault| ManifestError {
+            path: path.to_path_buf(),
+            fault,
+        };
         let raw: RawManifest = toml::from_str(text).map_err(|e| fail(syntax_fault(text, &e)))?;
         let base = path.parent().unwrap_or(Path::new("."));
 
@@ -302,7 +324,9 @@ impl Manifest {
 
         let interval = match raw.interval {
             None => None,
-            Some(_) if kind == PluginKind::Check => return Err(fail(ManifestFault::IntervalOnCheck)),
+            Some(_) if kind == PluginKind::Check => {
+                return Err(fail(ManifestFault::IntervalOnCheck));
+            }
             Some(text) => {
                 let bad = |reason: String| ManifestFault::BadDuration {
                     field: "interval",
@@ -321,11 +345,19 @@ impl Manifest {
             && !(1..=MAX_TIMEOUT_MS).contains(&ms)
         {
             let reason = format!("must be between 1 and {MAX_TIMEOUT_MS}");
-            return Err(fail(ManifestFault::BadLimit { field: "timeout_ms", value: ms, reason }));
+            return Err(fail(ManifestFault::BadLimit {
+                field: "timeout_ms",
+                value: ms,
+                reason,
+            }));
         }
         if raw.memory_mb == Some(0) {
             let reason = "must be at least 1".to_string();
-            return Err(fail(ManifestFault::BadLimit { field: "memory_mb", value: 0, reason }));
+            return Err(fail(ManifestFault::BadLimit {
+                field: "memory_mb",
+                value: 0,
+                reason,
+            }));
         }
 
         let mut http = Vec::with_capacity(raw.capabilities.http.len());
@@ -338,9 +370,14 @@ impl Manifest {
 
         let mut dirs = Vec::with_capacity(raw.capabilities.dirs.len());
         for (guest, host) in raw.capabilities.dirs {
-            let bad = |reason: String| ManifestFault::BadDirGrant { guest: guest.clone(), reason };
+            let bad = |reason: String| ManifestFault::BadDirGrant {
+                guest: guest.clone(),
+                reason,
+            };
             if !guest.starts_with('/') || guest.split('/').any(|c| c == ".." || c == ".") {
-                return Err(fail(bad("the guest path must be absolute, without `.` or `..`".into())));
+                return Err(fail(bad(
+                    "the guest path must be absolute, without `.` or `..`".into(),
+                )));
             }
             let host_path = base.join(&host);
             let host = match host_path.canonicalize() {
@@ -358,7 +395,11 @@ impl Manifest {
                 return Err(fail(ManifestFault::SecretShadowsConfig { name }));
             }
             match env(&env_var) {
-                Some(value) => secrets.push(SecretGrant { name, env_var, value: SecretValue(value) }),
+                Some(value) => secrets.push(SecretGrant {
+                    name,
+                    env_var,
+                    value: SecretValue(value),
+                }),
                 None => return Err(fail(ManifestFault::MissingSecret { name, env_var })),
             }
         }
@@ -371,7 +412,11 @@ impl Manifest {
             interval,
             timeout_ms: raw.timeout_ms,
             memory_mb: raw.memory_mb,
-            capabilities: Capabilities { http, dirs, secrets },
+            capabilities: Capabilities {
+                http,
+                dirs,
+                secrets,
+            },
             config,
         })
     }
@@ -392,7 +437,13 @@ pub fn load_manifests(dir: &Path) -> (Vec<Manifest>, Vec<ManifestError>) {
         Ok(entries) => entries,
         Err(e) => {
             let fault = ManifestFault::Read(e.to_string());
-            return (manifests, vec![ManifestError { path: dir.to_path_buf(), fault }]);
+            return (
+                manifests,
+                vec![ManifestError {
+                    path: dir.to_path_buf(),
+                    fault,
+                }],
+            );
         }
     };
     let mut paths: Vec<PathBuf> = entries
@@ -407,7 +458,10 @@ pub fn load_manifests(dir: &Path) -> (Vec<Manifest>, Vec<ManifestError>) {
         match Manifest::from_file(&path) {
             Ok(m) => match manifests.iter().find(|other| other.name == m.name) {
                 Some(first) => errors.push(ManifestError {
-                    fault: ManifestFault::DuplicateName { name: m.name, first: first.path.clone() },
+                    fault: ManifestFault::DuplicateName {
+                        name: m.name,
+                        first: first.path.clone(),
+                    },
                     path,
                 }),
                 None => manifests.push(m),
@@ -427,18 +481,30 @@ pub fn is_valid_plugin_name(name: &str) -> bool {
 }
 
 fn syntax_fault(text: &str, e: &toml::de::Error) -> ManifestFault {
-    let line = e.span().map(|span| text[..span.start.min(text.len())].lines().count().max(1));
+    let line = e.span().map(|span| {
+        text.as_bytes()[..span.start.min(text.len())]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
+    });
     let message = e.message().trim().to_string();
     if let Some(rest) = message.strip_prefix("unknown field `")
         && let Some(end) = rest.find('`')
     {
-        return ManifestFault::UnknownKey { key: rest[..end].to_string(), line: line.unwrap_or(1) };
+        return ManifestFault::UnknownKey {
+            key: rest[..end].to_string(),
+            line: line.unwrap_or(1),
+        };
     }
     ManifestFault::Syntax { line, message }
 }
 
 fn toml_table_to_json(table: toml::Table) -> JsonObject {
-    table.into_iter().map(|(k, v)| (k, toml_to_json(v))).collect()
+    table
+        .into_iter()
+        .map(|(k, v)| (k, toml_to_json(v)))
+        .collect()
 }
 
 fn toml_to_json(value: toml::Value) -> serde_json::Value {
@@ -522,11 +588,17 @@ nested = { list = [1, 2.5, true], when = 1979-05-27 }
         let hosts: Vec<String> = m.capabilities.http.iter().map(|g| g.to_string()).collect();
         assert_eq!(hosts, ["api.github.com", "127.0.0.1:8080", "[::1]:9000"]);
         assert_eq!(m.capabilities.dirs[0].guest, "/repos");
-        assert_eq!(m.capabilities.dirs[0].host, f.dir.path().join("data").canonicalize().unwrap());
+        assert_eq!(
+            m.capabilities.dirs[0].host,
+            f.dir.path().join("data").canonicalize().unwrap()
+        );
         assert_eq!(m.capabilities.secrets[0].name, "token");
         assert_eq!(m.capabilities.secrets[0].value.expose(), "hunter2-secret");
         assert_eq!(m.config["org"], "acme");
-        assert_eq!(m.config["nested"]["list"], serde_json::json!([1, 2.5, true]));
+        assert_eq!(
+            m.config["nested"]["list"],
+            serde_json::json!([1, 2.5, true])
+        );
         assert_eq!(m.config["nested"]["when"], "1979-05-27");
     }
 
@@ -539,14 +611,19 @@ nested = { list = [1, 2.5, true], when = 1979-05-27 }
         for shown in [&debug, &json] {
             assert!(!shown.contains("hunter2"), "secret leaked: {shown}");
             assert!(shown.contains("[redacted]"));
-            assert!(shown.contains("TOKEN_VAR"), "the variable's name is fine to show");
+            assert!(
+                shown.contains("TOKEN_VAR"),
+                "the variable's name is fine to show"
+            );
         }
     }
 
     #[test]
     fn minimal_check_manifest() {
         let f = Fixture::new();
-        let m = f.parse("name = \"slo\"\nkind = \"check\"\nwasm = \"p.wasm\"\n").unwrap();
+        let m = f
+            .parse("name = \"slo\"\nkind = \"check\"\nwasm = \"p.wasm\"\n")
+            .unwrap();
         assert_eq!(m.kind, PluginKind::Check);
         assert!(m.capabilities.http.is_empty() && m.capabilities.dirs.is_empty());
         assert!(m.config.is_empty());
@@ -559,7 +636,10 @@ nested = { list = [1, 2.5, true], when = 1979-05-27 }
         let base = "name = \"x\"\nkind = \"check\"\nwasm = \"p.wasm\"\n";
         assert_eq!(
             f.fault(&format!("{base}colour = 1\n")),
-            ManifestFault::UnknownKey { key: "colour".into(), line: 4 }
+            ManifestFault::UnknownKey {
+                key: "colour".into(),
+                line: 4
+            }
         );
         assert!(matches!(
             f.fault(&format!("{base}[capabilities]\nsockets = true\n")),
@@ -578,37 +658,59 @@ nested = { list = [1, 2.5, true], when = 1979-05-27 }
             ManifestFault::BadDuration { field: "interval", .. }
         ));
         assert!(matches!(
-            f.fault("name = \"x\"\nkind = \"data-source\"\nwasm = \"p.wasm\"\ninterval = \"10ms\"\n"),
+            f.fault(
+                "name = \"x\"\nkind = \"data-source\"\nwasm = \"p.wasm\"\ninterval = \"10ms\"\n"
+            ),
             ManifestFault::BadDuration { .. }
         ));
-        assert_eq!(f.fault(&format!("{base}interval = \"1m\"\n")), ManifestFault::IntervalOnCheck);
+        assert_eq!(
+            f.fault(&format!("{base}interval = \"1m\"\n")),
+            ManifestFault::IntervalOnCheck
+        );
         assert_eq!(
             f.fault("name = \"Bad.Name\"\nkind = \"check\"\nwasm = \"p.wasm\"\n"),
             ManifestFault::BadName("Bad.Name".into())
         );
         assert!(matches!(
             f.fault(&format!("{base}timeout_ms = 0\n")),
-            ManifestFault::BadLimit { field: "timeout_ms", .. }
+            ManifestFault::BadLimit {
+                field: "timeout_ms",
+                ..
+            }
         ));
         assert!(matches!(
             f.fault(&format!("{base}memory_mb = 0\n")),
-            ManifestFault::BadLimit { field: "memory_mb", .. }
+            ManifestFault::BadLimit {
+                field: "memory_mb",
+                ..
+            }
         ));
         assert!(matches!(
-            f.fault(&format!("{base}[capabilities]\nhttp = [\"https://api.github.com\"]\n")),
+            f.fault(&format!(
+                "{base}[capabilities]\nhttp = [\"https://api.github.com\"]\n"
+            )),
             ManifestFault::BadHttpGrant { .. }
         ));
         assert!(matches!(
-            f.fault(&format!("{base}[capabilities]\ndirs = {{ \"repos\" = \"data\" }}\n")),
+            f.fault(&format!(
+                "{base}[capabilities]\ndirs = {{ \"repos\" = \"data\" }}\n"
+            )),
             ManifestFault::BadDirGrant { .. }
         ));
         assert!(matches!(
-            f.fault(&format!("{base}[capabilities]\ndirs = {{ \"/r\" = \"nope\" }}\n")),
+            f.fault(&format!(
+                "{base}[capabilities]\ndirs = {{ \"/r\" = \"nope\" }}\n"
+            )),
             ManifestFault::BadDirGrant { .. }
         ));
         assert_eq!(
-            f.fault(&format!("{base}[capabilities]\nsecrets = {{ t = \"UNSET_VAR\" }}\n")),
-            ManifestFault::MissingSecret { name: "t".into(), env_var: "UNSET_VAR".into() }
+            f.fault(&format!(
+                "{base}[capabilities]\nsecrets = {{ t = \"UNSET_VAR\" }}\n"
+            )),
+            ManifestFault::MissingSecret {
+                name: "t".into(),
+                env_var: "UNSET_VAR".into()
+            }
         );
         assert_eq!(
             f.fault(&format!(
@@ -616,10 +718,16 @@ nested = { list = [1, 2.5, true], when = 1979-05-27 }
             )),
             ManifestFault::SecretShadowsConfig { name: "t".into() }
         );
-        assert!(matches!(f.fault("name = \"x\"\n"), ManifestFault::Syntax { .. }));
+        assert!(matches!(
+            f.fault("name = \"x\"\n"),
+            ManifestFault::Syntax { .. }
+        ));
         // The Display names the file.
         let err = f.parse("name = 1").unwrap_err();
-        assert!(err.to_string().starts_with(&f.dir.path().join("p.toml").display().to_string()));
+        assert!(
+            err.to_string()
+                .starts_with(&f.dir.path().join("p.toml").display().to_string())
+        );
     }
 
     #[test]
@@ -648,16 +756,28 @@ nested = { list = [1, 2.5, true], when = 1979-05-27 }
         let dir = f.dir.path();
         let good = |name: &str| format!("name = \"{name}\"\nkind = \"check\"\nwasm = \"p.wasm\"\n");
         std::fs::write(dir.join("a.toml"), good("a")).unwrap();
-        std::fs::write(dir.join("b.toml"), "name = \"b\"\nkind = \"nope\"\nwasm = \"p.wasm\"\n")
-            .unwrap();
+        std::fs::write(
+            dir.join("b.toml"),
+            "name = \"b\"\nkind = \"nope\"\nwasm = \"p.wasm\"\n",
+        )
+        .unwrap();
         std::fs::write(dir.join("c.toml"), good("a")).unwrap();
         std::fs::write(dir.join(".d.toml"), "garbage").unwrap();
         std::fs::write(dir.join("e.toml.tmp"), "garbage").unwrap();
         let (manifests, errors) = load_manifests(dir);
-        assert_eq!(manifests.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), ["a"]);
+        assert_eq!(
+            manifests
+                .iter()
+                .map(|m| m.name.as_str())
+                .collect::<Vec<_>>(),
+            ["a"]
+        );
         assert_eq!(errors.len(), 2, "{errors:?}");
         assert_eq!(errors[0].path, dir.join("b.toml"));
-        assert!(matches!(errors[1].fault, ManifestFault::DuplicateName { .. }));
+        assert!(matches!(
+            errors[1].fault,
+            ManifestFault::DuplicateName { .. }
+        ));
 
         let (none, errors) = load_manifests(&dir.join("absent"));
         assert!(none.is_empty());

@@ -47,6 +47,13 @@ pub use manifest::{
 pub use registry::{PluginRegistry, PluginStatus};
 pub use sandbox::GUEST_LOG_TARGET;
 
+/// The version [`Plugin::version`] would have for the wasm file at `path` (short SHA-256),
+/// or `None` if it cannot be read: lets a reload tell whether a component changed.
+pub fn wasm_version(path: &std::path::Path) -> Option<String> {
+    let bytes = std::fs::read(path).ok()?;
+    Some(cache::short_version(&cache::sha256_hex(&bytes)))
+}
+
 /// The contract this daemon serves, e.g. for `/v1/status`: `readyd:plugin@0.1.0`.
 pub fn contract_version() -> String {
     format!("{}@{}", bindings::PACKAGE, bindings::VERSION)

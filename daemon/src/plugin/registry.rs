@@ -24,8 +24,7 @@ use crate::plugin::manifest::PluginKind;
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct PluginStatus {
     pub name: String,
-    /// Unknown only when the plugin never loaded and its manifest could not say.
-    pub kind: Option<PluginKind>,
+    pub kind: PluginKind,
     /// Short wasm hash of the version serving; none if none is.
     pub version: Option<String>,
     pub loaded_at: Option<Timestamp>,
@@ -49,26 +48,34 @@ struct Entry {
 }
 
 struct LoadFailure {
-    kind: Option<PluginKind>,
+    kind: PluginKind,
     reason: String,
     at: Timestamp,
 }
 
 /// The plugins in force.
-#[derive(Default)]
 pub struct PluginRegistry {
     entries: RwLock<BTreeMap<String, Entry>>,
+    /// Consecutive faults that park a plugin of this registry.
+    park_after_failures: u32,
 }
 
 impl std::fmt::Debug for PluginRegistry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PluginRegistry").field("names", &self.names()).finish()
+        f.debug_struct("PluginRegistry")
+            .field("names", &self.names())
+            .finish()
     }
 }
 
 impl PluginRegistry {
-    pub fn new() -> PluginRegistry {
-        PluginRegistry::default()
+    /// An empty registry whose plugins are parked after `park_after_failures` consecutive
+    /// faults (this overrides the host's setting for plugins inserted here).
+    pub fn new(park_after_failures: u32) -> PluginRegistry {
+        PluginRegistry {
+            entries: RwLock::default(),
+            park_after_failures,
+        }
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Entry>> {
@@ -98,24 +105,34 @@ impl PluginRegistry {
             .collect()
     }
 
-    /// Put `plugin` in force under its name, atomically replacing (and returning) the previous
-    /// version. Its breaker starts closed: a reload resets the failure count.
-    pub fn insert(&self, plugin: Arc<Plugin>) -> Option<Arc<Plugin>> {
+    /// Put `plugin` in force under its name, atomically replacing the previous version;
+    /// whether there was one. Its breaker starts closed: a reload resets the failure count.
+    pub fn insert(&self, plugin: Arc<Plugin>) -> bool {
+        self.replace(plugin).is_some()
+    }
+
+    /// Like [`insert`](Self::insert), returning the version that was replaced (calls in
+    /// flight on it finish; it is dropped with its last user).
+    pub fn replace(&self, plugin: Arc<Plugin>) -> Option<Arc<Plugin>> {
+        plugin.health.set_park_after(self.park_after_failures);
         let mut entries = self.write();
         let entry = entries.entry(plugin.name().to_string()).or_default();
         entry.load_failure = None;
         entry.plugin.replace(plugin)
     }
 
-    /// Same as [`insert`](Self::insert); reads better where a reload swaps a version.
-    pub fn replace(&self, plugin: Arc<Plugin>) -> Option<Arc<Plugin>> {
-        self.insert(plugin)
-    }
-
-    /// Remember that loading `name` failed. A version already serving stays in force.
-    pub fn record_load_failure(&self, name: &str, kind: Option<PluginKind>, error: &PluginError) {
-        let failure = LoadFailure { kind, reason: error.to_string(), at: chrono::Utc::now() };
-        self.write().entry(name.to_string()).or_default().load_failure = Some(failure);
+    /// Remember that loading `name` (a `kind` plugin) failed with `error`. A version already
+    /// serving stays in force; the status shows the failure next to it.
+    pub fn record_load_failure(&self, name: &str, kind: PluginKind, error: impl std::fmt::Display) {
+        let failure = LoadFailure {
+            kind,
+            reason: error.to_string(),
+            at: chrono::Utc::now(),
+        };
+        self.write()
+            .entry(name.to_string())
+            .or_default()
+            .load_failure = Some(failure);
     }
 
     /// Take `name` out of service (its manifest was deleted). Calls in flight finish.
@@ -132,7 +149,9 @@ impl PluginRegistry {
     }
 
     fn plugin(&self, name: &str) -> Result<Arc<Plugin>, PluginError> {
-        self.get(name).ok_or_else(|| PluginError::Unknown { plugin: name.to_string() })
+        self.get(name).ok_or_else(|| PluginError::Unknown {
+            plugin: name.to_string(),
+        })
     }
 
     /// [`Plugin::evaluate`] on the version in force.
@@ -171,16 +190,19 @@ impl PluginRegistry {
     pub fn status(&self) -> Vec<PluginStatus> {
         self.read()
             .iter()
-            .map(|(name, entry)| match &entry.plugin {
-                Some(plugin) => {
+            .filter_map(|(name, entry)| match (&entry.plugin, &entry.load_failure) {
+                (Some(plugin), failure) => {
                     let report = plugin.health_report();
-                    let last_error = match &entry.load_failure {
-                        Some(f) => Some(format!("reload failed, previous version serving: {}", f.reason)),
+                    let last_error = match failure {
+                        Some(f) => Some(format!(
+                            "reload failed, previous version serving: {}",
+                            f.reason
+                        )),
                         None => report.last_error,
                     };
-                    PluginStatus {
+                    Some(PluginStatus {
                         name: name.clone(),
-                        kind: Some(plugin.kind()),
+                        kind: plugin.kind(),
                         version: Some(plugin.version.clone()),
                         loaded_at: Some(plugin.loaded_at),
                         from_cache: plugin.loaded_from_cache(),
@@ -189,27 +211,24 @@ impl PluginRegistry {
                         calls: report.calls,
                         failures: report.failures,
                         log_lines_dropped: plugin.log_lines_dropped(),
-                    }
+                    })
                 }
-                None => {
-                    let failure = entry.load_failure.as_ref();
-                    let reason = failure.map_or_else(String::new, |f| f.reason.clone());
-                    PluginStatus {
-                        name: name.clone(),
-                        kind: failure.and_then(|f| f.kind),
-                        version: None,
-                        loaded_at: None,
-                        from_cache: false,
-                        state: PluginState::Failed {
-                            reason: reason.clone(),
-                            at: failure.map_or_else(chrono::Utc::now, |f| f.at),
-                        },
-                        last_error: Some(reason),
-                        calls: 0,
-                        failures: 0,
-                        log_lines_dropped: 0,
-                    }
-                }
+                (None, Some(failure)) => Some(PluginStatus {
+                    name: name.clone(),
+                    kind: failure.kind,
+                    version: None,
+                    loaded_at: None,
+                    from_cache: false,
+                    state: PluginState::Failed {
+                        reason: failure.reason.clone(),
+                        at: failure.at,
+                    },
+                    last_error: Some(failure.reason.clone()),
+                    calls: 0,
+                    failures: 0,
+                    log_lines_dropped: 0,
+                }),
+                (None, None) => None,
             })
             .collect()
     }
@@ -221,14 +240,19 @@ mod tests {
 
     #[test]
     fn a_plugin_that_never_loaded_is_reported_failed() {
-        let registry = PluginRegistry::new();
-        let error = PluginError::Compile { plugin: "x".into(), reason: "bad magic".into() };
-        registry.record_load_failure("x", Some(PluginKind::Check), &error);
+        let registry = PluginRegistry::new(5);
+        let error = PluginError::Compile {
+            plugin: "x".into(),
+            reason: "bad magic".into(),
+        };
+        registry.record_load_failure("x", PluginKind::Check, &error);
         assert!(registry.get("x").is_none());
         let status = registry.status();
         assert_eq!(status.len(), 1);
-        assert_eq!(status[0].kind, Some(PluginKind::Check));
-        assert!(matches!(&status[0].state, PluginState::Failed { reason, .. } if reason.contains("bad magic")));
+        assert_eq!(status[0].kind, PluginKind::Check);
+        assert!(
+            matches!(&status[0].state, PluginState::Failed { reason, .. } if reason.contains("bad magic"))
+        );
         let json = serde_json::to_value(&status[0]).unwrap();
         assert_eq!(json["state"]["state"], "failed");
         assert!(registry.remove("x").is_none());
@@ -237,15 +261,25 @@ mod tests {
 
     #[tokio::test]
     async fn calls_to_an_unknown_plugin_fail_cleanly() {
-        let registry = PluginRegistry::new();
+        let registry = PluginRegistry::new(5);
         let entity: Entity = serde_json::from_value(serde_json::json!({
             "identifier": "a", "kind": "service", "title": "A"
         }))
         .unwrap();
         let null = serde_json::Value::Null;
-        let err = registry.evaluate("nope", &entity, &null, &null).await.unwrap_err();
-        assert_eq!(err, PluginError::Unknown { plugin: "nope".into() });
-        let batch = registry.evaluate_batch("nope", &[(&entity, &null, &null)]).await;
+        let err = registry
+            .evaluate("nope", &entity, &null, &null)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err,
+            PluginError::Unknown {
+                plugin: "nope".into()
+            }
+        );
+        let batch = registry
+            .evaluate_batch("nope", &[(&entity, &null, &null)])
+            .await;
         assert_eq!(batch.len(), 1);
         assert!(registry.collect("nope", &[entity]).await.is_err());
     }

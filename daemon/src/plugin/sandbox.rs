@@ -43,9 +43,23 @@ pub(crate) struct SandboxSpec {
     pub(crate) memory_bytes: usize,
     pub(crate) max_log_lines: usize,
     /// Secret values to blank out of guest output (a plugin may echo its config).
-    pub(crate) redact: Vec<String>,
+    pub(crate) secret_values: Vec<String>,
     /// Guest log lines dropped over the budget since load (reported in the status).
     pub(crate) log_lines_dropped: AtomicU64,
+}
+
+impl SandboxSpec {
+    /// `text` with every secret value of the plugin blanked out. Applied to everything the
+    /// daemon shows or logs on a plugin's behalf: log lines, error texts, messages.
+    pub(crate) fn redact<'a>(&self, text: std::borrow::Cow<'a, str>) -> std::borrow::Cow<'a, str> {
+        let mut text = text;
+        for secret in &self.secret_values {
+            if !secret.is_empty() && text.contains(secret.as_str()) {
+                text = text.replace(secret.as_str(), "[redacted]").into();
+            }
+        }
+        text
+    }
 }
 
 /// The data of a plugin's `Store`.
@@ -64,11 +78,17 @@ impl HostState {
         let mut wasi = WasiCtxBuilder::new();
         // The builder's defaults already grant no env, args, preopens or addresses; sockets
         // are switched off outright so that no later default change can open them.
-        wasi.stdout(GuestOutput { log: log.clone(), stream: Stream::Stdout })
-            .stderr(GuestOutput { log: log.clone(), stream: Stream::Stderr })
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false);
+        wasi.stdout(GuestOutput {
+            log: log.clone(),
+            stream: Stream::Stdout,
+        })
+        .stderr(GuestOutput {
+            log: log.clone(),
+            stream: Stream::Stderr,
+        })
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false);
         for dir in &spec.dirs {
             wasi.preopened_dir(&dir.host, &dir.guest, FsPerms::ReadOnly)
                 .map_err(|e| format!("cannot open {}: {e}", dir.host.display()))?;
@@ -107,13 +127,20 @@ impl HostState {
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
 impl WasiHttpView for HostState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.egress }
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.egress,
+        }
     }
 }
 
@@ -139,7 +166,10 @@ const MAX_TABLE_ELEMENTS: usize = 100_000;
 
 impl PluginLimits {
     fn new(memory_bytes: usize) -> PluginLimits {
-        PluginLimits { memory_bytes, memory_refused: false }
+        PluginLimits {
+            memory_bytes,
+            memory_refused: false,
+        }
     }
 }
 
@@ -205,7 +235,13 @@ struct GuestLog {
 impl GuestLog {
     fn new(spec: Arc<SandboxSpec>) -> GuestLog {
         let lines_left = spec.max_log_lines;
-        GuestLog { spec, lines_left, dropped: 0, stdout: Vec::new(), stderr: Vec::new() }
+        GuestLog {
+            spec,
+            lines_left,
+            dropped: 0,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+        }
     }
 
     fn begin_call(&mut self) {
@@ -221,7 +257,9 @@ impl GuestLog {
             }
         }
         if self.dropped > 0 {
-            self.spec.log_lines_dropped.fetch_add(self.dropped, Ordering::Relaxed);
+            self.spec
+                .log_lines_dropped
+                .fetch_add(self.dropped, Ordering::Relaxed);
             tracing::warn!(
                 target: GUEST_LOG_TARGET,
                 plugin = %self.spec.plugin,
@@ -276,12 +314,9 @@ impl GuestLog {
             return;
         }
         self.lines_left -= 1;
-        let mut text = truncate(text.trim_end_matches('\r'), MAX_LINE_BYTES);
-        for secret in &self.spec.redact {
-            if !secret.is_empty() && text.contains(secret.as_str()) {
-                text = text.replace(secret.as_str(), "[redacted]").into();
-            }
-        }
+        let text = self
+            .spec
+            .redact(truncate(text.trim_end_matches('\r'), MAX_LINE_BYTES));
         let plugin = &*self.spec.plugin;
         use host::Level;
         match stream {
@@ -325,7 +360,10 @@ struct GuestOutput {
 
 impl GuestOutput {
     fn write(&self, bytes: &[u8]) {
-        self.log.lock().unwrap_or_else(|p| p.into_inner()).write(self.stream, bytes);
+        self.log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .write(self.stream, bytes);
     }
 }
 
@@ -337,11 +375,17 @@ impl IsTerminal for GuestOutput {
 
 impl StdoutStream for GuestOutput {
     fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
-        Box::new(GuestOutput { log: self.log.clone(), stream: self.stream })
+        Box::new(GuestOutput {
+            log: self.log.clone(),
+            stream: self.stream,
+        })
     }
 
     fn p2_stream(&self) -> Box<dyn OutputStream> {
-        Box::new(GuestOutput { log: self.log.clone(), stream: self.stream })
+        Box::new(GuestOutput {
+            log: self.log.clone(),
+            stream: self.stream,
+        })
     }
 }
 
@@ -370,7 +414,11 @@ impl OutputStream for GuestOutput {
 }
 
 impl AsyncWrite for GuestOutput {
-    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         GuestOutput::write(&self, buf);
         Poll::Ready(Ok(buf.len()))
     }
@@ -395,7 +443,7 @@ mod tests {
             dirs: Vec::new(),
             memory_bytes: 1 << 20,
             max_log_lines,
-            redact: vec!["s3cr3t".into()],
+            secret_values: vec!["s3cr3t".into()],
             log_lines_dropped: AtomicU64::new(0),
         })
     }
@@ -424,7 +472,10 @@ mod tests {
         for _ in 0..100 {
             log.write(Stream::Stderr, &[b'x'; 1000]);
         }
-        assert!(log.stderr.len() < MAX_LINE_BYTES, "partial line buffer must stay bounded");
+        assert!(
+            log.stderr.len() < MAX_LINE_BYTES,
+            "partial line buffer must stay bounded"
+        );
         log.end_call();
     }
 

@@ -9,12 +9,12 @@ use redb::{ReadableTable, Table, WriteTransaction};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::error::Context;
 use super::records::{
     AuditRecord, CommitStats, DailySnapshot, DeadLetter, EntityOrigin, EntityRecord, OutboxEntry,
     OutboxMessage, SentRecord, TierOverride,
 };
 use super::tables::{self, *};
-use super::error::Context;
 use super::{StoreError, decode_value};
 use crate::model::{
     AuditEntry, Entity, Exemption, FactRecord, LevelChange, Lock, ScorecardResult, Task,
@@ -23,10 +23,23 @@ use crate::model::{
 
 /// The operations of one change, committed together or not at all.
 ///
-/// ```ignore
+/// ```
+/// use readyd::model::{Lock, Timestamp};
+/// use readyd::store::{Durability, Store, WriteBatch};
+///
+/// let store = Store::in_memory()?;
+/// let lock = Lock {
+///     entity: "payments".into(),
+///     reason: "incident 42".into(),
+///     locked_by: "alice".into(),
+///     locked_at: Timestamp::UNIX_EPOCH,
+/// };
 /// let mut batch = WriteBatch::new();
-/// batch.put_exemption(&exemption).append_audit("exemption", &exemption.id, &entry);
-/// writer.commit(batch, Durability::Immediate).await?;
+/// batch.put_lock(&lock).put_meta("standards.revision", "3f2a");
+/// // In the daemon: `writer.commit(batch, Durability::Immediate).await?`.
+/// store.commit(batch, Durability::Immediate)?;
+/// assert_eq!(store.lock("payments")?, Some(lock));
+/// # Ok::<(), readyd::store::StoreError>(())
 /// ```
 #[derive(Default)]
 pub struct WriteBatch {
@@ -61,7 +74,7 @@ enum Op {
         bytes: Option<Vec<u8>>,
     },
     PutFacts {
-        latest_key: String,
+        /// entity␀source: the key of the latest facts and the prefix of their history.
         series: String,
         history_key: String,
         bytes: Vec<u8>,
@@ -164,13 +177,24 @@ pub(super) fn encode<T: Serialize + ?Sized>(
     rmp_serde::to_vec_named(value).map_err(|source| StoreError::Encode {
         table: table.to_owned(),
         key: key.to_owned(),
-        source,
+        source: Box::new(source),
     })
 }
 
 impl WriteBatch {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Moves every operation of `other` after those of `self` (a pass may build parts of its
+    /// batch on several threads, then join them).
+    pub fn append(&mut self, mut other: WriteBatch) -> &mut Self {
+        self.ops.append(&mut other.ops);
+        if self.invalid.is_none() {
+            self.invalid = other.invalid.take();
+        }
+        self.immediate |= other.immediate;
+        self
     }
 
     /// Number of operations.
@@ -265,8 +289,7 @@ impl WriteBatch {
             let history_key = format!("{latest_key}{SEP}{}", time_part(record.collected_at));
             let bytes = encode(&table, &latest_key, record)?;
             Ok(Op::PutFacts {
-                series: latest_key.clone(),
-                latest_key,
+                series: latest_key,
                 history_key,
                 bytes,
             })
@@ -276,9 +299,8 @@ impl WriteBatch {
 
     /// Removes the latest facts and the history of one (entity, source).
     pub fn delete_facts(&mut self, entity: &str, source: &str) -> &mut Self {
-        let op = compose(&name(FACTS_LATEST), &[entity, source]).map(|series| Op::DeleteFacts {
-            series,
-        });
+        let op = compose(&name(FACTS_LATEST), &[entity, source])
+            .map(|series| Op::DeleteFacts { series });
         self.push(op, false)
     }
 
@@ -289,7 +311,7 @@ impl WriteBatch {
         let op = (|| {
             let table = name(RESULTS);
             let key = compose(&table, &[&result.entity, &result.scorecard])?;
-            let bytes = encode(&table, &key, result)?;
+            let bytes = super::codec::encode_result(&key, result)?;
             Ok(Op::PutResult { key, bytes })
         })();
         self.push(op, false)
@@ -319,7 +341,10 @@ impl WriteBatch {
     pub fn append_level_change(&mut self, change: &LevelChange) -> &mut Self {
         let op = (|| {
             let table = name(LEVEL_HISTORY);
-            let key = compose(&table, &[&change.entity, &change.scorecard, &time_part(change.at)])?;
+            let key = compose(
+                &table,
+                &[&change.entity, &change.scorecard, &time_part(change.at)],
+            )?;
             let bytes = encode(&table, &key, change)?;
             Ok(Op::AppendLevelChange { key, bytes })
         })();
@@ -381,7 +406,10 @@ impl WriteBatch {
         let op = (|| {
             let table = name(TASKS);
             let id = compose(&table, &[&task.id])?;
-            let index_key = compose(&name(OPEN_TASKS), &[&task.entity, &task.scorecard, &task.rule])?;
+            let index_key = compose(
+                &name(OPEN_TASKS),
+                &[&task.entity, &task.scorecard, &task.rule],
+            )?;
             let bytes = encode(&table, &id, task)?;
             Ok(Op::PutTask {
                 id,
@@ -617,7 +645,12 @@ impl<'txn> Tables<'txn> {
         Ok(stats)
     }
 
-    fn decode<T: DeserializeOwned>(&self, table: &str, key: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    fn decode<T: DeserializeOwned>(
+        &self,
+        table: &str,
+        key: &str,
+        bytes: &[u8],
+    ) -> Result<T, StoreError> {
         decode_value(self.file, table, key, bytes)
     }
 
@@ -639,19 +672,20 @@ impl<'txn> Tables<'txn> {
                         .ctx(file, "tier_overrides", "insert")?;
                 }
                 None => {
-                    self.tier_overrides
-                        .remove(entity.as_str())
-                        .ctx(file, "tier_overrides", "remove")?;
+                    self.tier_overrides.remove(entity.as_str()).ctx(
+                        file,
+                        "tier_overrides",
+                        "remove",
+                    )?;
                 }
             },
             Op::PutFacts {
-                latest_key,
                 series,
                 history_key,
                 bytes,
             } => {
                 self.facts_latest
-                    .insert(latest_key.as_str(), bytes.as_slice())
+                    .insert(series.as_str(), bytes.as_slice())
                     .ctx(file, "facts_latest", "insert")?;
                 self.facts_history
                     .insert(history_key.as_str(), bytes.as_slice())
@@ -693,9 +727,11 @@ impl<'txn> Tables<'txn> {
                     .ctx(file, "daily_snapshots", "insert")?;
             }
             Op::PutExemption { id, bytes } => {
-                self.exemptions
-                    .insert(id.as_str(), bytes.as_slice())
-                    .ctx(file, "exemptions", "insert")?;
+                self.exemptions.insert(id.as_str(), bytes.as_slice()).ctx(
+                    file,
+                    "exemptions",
+                    "insert",
+                )?;
             }
             Op::PutTierRequest { id, bytes } => {
                 self.tier_requests
@@ -708,7 +744,9 @@ impl<'txn> Tables<'txn> {
                     .ctx(file, "locks", "insert")?;
             }
             Op::DeleteLock { entity } => {
-                self.locks.remove(entity.as_str()).ctx(file, "locks", "remove")?;
+                self.locks
+                    .remove(entity.as_str())
+                    .ctx(file, "locks", "remove")?;
             }
             Op::PutTask {
                 id,
@@ -721,8 +759,16 @@ impl<'txn> Tables<'txn> {
                 bytes,
             } => {
                 let key = idempotency_key.as_str();
-                let sent = self.outbox_sent.get(key).ctx(file, "outbox_sent", "get")?.is_some();
-                let queued = self.outbox_keys.get(key).ctx(file, "outbox_keys", "get")?.is_some();
+                let sent = self
+                    .outbox_sent
+                    .get(key)
+                    .ctx(file, "outbox_sent", "get")?
+                    .is_some();
+                let queued = self
+                    .outbox_keys
+                    .get(key)
+                    .ctx(file, "outbox_keys", "get")?
+                    .is_some();
                 if sent || queued {
                     stats.outbox_duplicates += 1;
                 } else {
@@ -730,7 +776,9 @@ impl<'txn> Tables<'txn> {
                     self.outbox
                         .insert(seq, bytes.as_slice())
                         .ctx(file, "outbox", "insert")?;
-                    self.outbox_keys.insert(key, seq).ctx(file, "outbox_keys", "insert")?;
+                    self.outbox_keys
+                        .insert(key, seq)
+                        .ctx(file, "outbox_keys", "insert")?;
                     stats.outbox_enqueued.push(seq);
                 }
             }
@@ -764,9 +812,11 @@ impl<'txn> Tables<'txn> {
                     at: *at,
                 };
                 let bytes = encode("dead_letters", &seq.to_string(), &letter)?;
-                self.dead_letters
-                    .insert(*seq, bytes.as_slice())
-                    .ctx(file, "dead_letters", "insert")?;
+                self.dead_letters.insert(*seq, bytes.as_slice()).ctx(
+                    file,
+                    "dead_letters",
+                    "insert",
+                )?;
             }
             Op::RequeueDeadLetter { seq, at } => {
                 let letter: DeadLetter = {
@@ -790,7 +840,8 @@ impl<'txn> Tables<'txn> {
                 self.outbox_sent
                     .retain(|_, bytes| {
                         // An undecodable record is kept: forgetting it could send twice.
-                        rmp_serde::from_slice::<SentRecord>(bytes).map_or(true, |r| r.sent_at >= before)
+                        rmp_serde::from_slice::<SentRecord>(bytes)
+                            .map_or(true, |r| r.sent_at >= before)
                     })
                     .ctx(file, "outbox_sent", "retain")?;
             }
@@ -800,9 +851,11 @@ impl<'txn> Tables<'txn> {
                     .insert(seq, bytes.as_slice())
                     .ctx(file, "audit", "insert")?;
                 let index_key = format!("{subject}{SEP}{}", seq_part(seq));
-                self.audit_by_subject
-                    .insert(index_key.as_str(), seq)
-                    .ctx(file, "audit_by_subject", "insert")?;
+                self.audit_by_subject.insert(index_key.as_str(), seq).ctx(
+                    file,
+                    "audit_by_subject",
+                    "insert",
+                )?;
                 stats.audit_appended.push(seq);
             }
             Op::PutMeta { key, bytes } => {
@@ -824,9 +877,19 @@ impl<'txn> Tables<'txn> {
         Ok(())
     }
 
-    fn delete_entity(&mut self, id: &str, at: Timestamp, stats: &mut CommitStats) -> Result<(), StoreError> {
+    fn delete_entity(
+        &mut self,
+        id: &str,
+        at: Timestamp,
+        stats: &mut CommitStats,
+    ) -> Result<(), StoreError> {
         let file = self.file;
-        if self.entities.remove(id).ctx(file, "entities", "remove")?.is_some() {
+        if self
+            .entities
+            .remove(id)
+            .ctx(file, "entities", "remove")?
+            .is_some()
+        {
             stats.entities_deleted += 1;
         }
         self.tier_overrides
@@ -838,7 +901,9 @@ impl<'txn> Tables<'txn> {
         remove_prefix(&mut self.results, file, "results", id)?;
         remove_prefix(&mut self.level_history, file, "level_history", id)?;
         remove_prefix(&mut self.alert_state, file, "alert_state", id)?;
-        self.alert_state.remove(id).ctx(file, "alert_state", "remove")?;
+        self.alert_state
+            .remove(id)
+            .ctx(file, "alert_state", "remove")?;
 
         let (lo, hi) = prefix_range(id);
         let open: Vec<(String, String)> = self
@@ -852,10 +917,11 @@ impl<'txn> Tables<'txn> {
             self.open_tasks
                 .remove(index_key.as_str())
                 .ctx(file, "open_tasks", "remove")?;
-            let task: Option<Task> = match self.tasks.get(task_id.as_str()).ctx(file, "tasks", "get")? {
-                Some(guard) => Some(self.decode("tasks", &task_id, guard.value())?),
-                None => None,
-            };
+            let task: Option<Task> =
+                match self.tasks.get(task_id.as_str()).ctx(file, "tasks", "get")? {
+                    Some(guard) => Some(self.decode("tasks", &task_id, guard.value())?),
+                    None => None,
+                };
             if let Some(mut task) = task {
                 task.status = TaskStatus::Done;
                 task.closed_at = Some(at);
@@ -890,7 +956,13 @@ impl<'txn> Tables<'txn> {
         Ok(excess)
     }
 
-    fn put_task(&mut self, id: &str, index_key: &str, done: bool, bytes: &[u8]) -> Result<(), StoreError> {
+    fn put_task(
+        &mut self,
+        id: &str,
+        index_key: &str,
+        done: bool,
+        bytes: &[u8],
+    ) -> Result<(), StoreError> {
         let file = self.file;
         // The (entity, scorecard, rule) of a task should not change, but if a caller changes it
         // the old index entry must not keep pointing at this task.
@@ -899,7 +971,10 @@ impl<'txn> Tables<'txn> {
             None => None,
         };
         if let Some(previous) = previous {
-            let old_key = tables::compose("open_tasks", &[&previous.entity, &previous.scorecard, &previous.rule])?;
+            let old_key = tables::compose(
+                "open_tasks",
+                &[&previous.entity, &previous.scorecard, &previous.rule],
+            )?;
             if old_key != index_key {
                 self.unindex_task(&old_key, id)?;
             }
@@ -918,7 +993,9 @@ impl<'txn> Tables<'txn> {
                 return Err(StoreError::Conflict {
                     table: "open_tasks".into(),
                     key: index_key.replace(SEP, "/"),
-                    reason: format!("task {holder} is already open for this entity, scorecard and rule"),
+                    reason: format!(
+                        "task {holder} is already open for this entity, scorecard and rule"
+                    ),
                 });
             }
             self.open_tasks
@@ -944,12 +1021,18 @@ impl<'txn> Tables<'txn> {
         Ok(())
     }
 
-    fn mark_outbox_sent(&mut self, seq: u64, key: &str, sent_at: Timestamp) -> Result<(), StoreError> {
+    fn mark_outbox_sent(
+        &mut self,
+        seq: u64,
+        key: &str,
+        sent_at: Timestamp,
+    ) -> Result<(), StoreError> {
         let file = self.file;
-        let already: Option<SentRecord> = match self.outbox_sent.get(key).ctx(file, "outbox_sent", "get")? {
-            Some(guard) => Some(self.decode("outbox_sent", key, guard.value())?),
-            None => None,
-        };
+        let already: Option<SentRecord> =
+            match self.outbox_sent.get(key).ctx(file, "outbox_sent", "get")? {
+                Some(guard) => Some(self.decode("outbox_sent", key, guard.value())?),
+                None => None,
+            };
         if let Some(record) = already {
             return Err(StoreError::AlreadySent {
                 idempotency_key: key.to_owned(),
@@ -968,7 +1051,9 @@ impl<'txn> Tables<'txn> {
             });
         }
         self.outbox.remove(seq).ctx(file, "outbox", "remove")?;
-        self.outbox_keys.remove(key).ctx(file, "outbox_keys", "remove")?;
+        self.outbox_keys
+            .remove(key)
+            .ctx(file, "outbox_keys", "remove")?;
         let record = SentRecord {
             seq,
             event_id: entry.message.id,
@@ -1018,7 +1103,10 @@ impl<'txn> Tables<'txn> {
     }
 
     fn write_counters(&mut self) -> Result<(), StoreError> {
-        for (key, value) in [(OUTBOX_SEQ_KEY, self.outbox_seq), (AUDIT_SEQ_KEY, self.audit_seq)] {
+        for (key, value) in [
+            (OUTBOX_SEQ_KEY, self.outbox_seq),
+            (AUDIT_SEQ_KEY, self.audit_seq),
+        ] {
             if let Some(value) = value {
                 let bytes = encode("meta", key, &value)?;
                 self.meta

@@ -20,14 +20,22 @@ pub enum StoreError {
         "state file {file} has schema version {found}, newer than the version {supported} this \
          readyd understands; run a newer readyd or point `data_file` at another file"
     )]
-    SchemaTooNew { file: String, found: u32, supported: u32 },
+    SchemaTooNew {
+        file: String,
+        found: u32,
+        supported: u32,
+    },
 
     /// The file carries an older schema version that no migration covers.
     #[error(
         "state file {file} has schema version {found}, which this readyd (schema {supported}) \
          cannot migrate"
     )]
-    SchemaUnsupported { file: String, found: u32, supported: u32 },
+    SchemaUnsupported {
+        file: String,
+        found: u32,
+        supported: u32,
+    },
 
     /// The file is a redb database but not one readyd wrote.
     #[error("state file {file} is not a readyd state file: {reason}")]
@@ -49,7 +57,7 @@ pub enum StoreError {
         table: String,
         key: String,
         #[source]
-        source: rmp_serde::encode::Error,
+        source: Box<rmp_serde::encode::Error>,
     },
 
     /// A stored value could not be decoded (written by an incompatible version, or damaged).
@@ -59,7 +67,7 @@ pub enum StoreError {
         table: String,
         key: String,
         #[source]
-        source: rmp_serde::decode::Error,
+        source: Box<rmp_serde::decode::Error>,
     },
 
     /// A key part is empty or contains the separator.

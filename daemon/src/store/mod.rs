@@ -3,7 +3,8 @@
 //! One redb file holds the catalog's entities, the facts data sources collected (latest and a
 //! bounded history), scorecard results, level history and daily snapshots, and everything people
 //! and automation create: exemptions, tier requests, locks, tasks, the notification outbox, the
-//! audit log. The tables are declared in [`tables`](self) once; values are MessagePack.
+//! audit log. The tables are declared once, as typed constants, in `tables.rs`; values are
+//! MessagePack (`codec.rs` holds the compact form of results).
 //!
 //! Main types: [`Store`] (open, schema check, MVCC reads, direct commits), [`WriteBatch`] (the
 //! operations of one change), [`Writer`] / [`WriterHandle`] (the single writer thread with group
@@ -18,9 +19,12 @@
 //!
 //! This module must never evaluate, notify or decide a workflow transition: it stores what the
 //! other modules decided, keeps its indexes consistent and refuses writes that would break an
-//! invariant it owns (one open task per rule, a notification sent at most once).
+//! invariant it owns (one open task per rule, a notification sent at most once). The one
+//! transition it makes itself: deleting an entity closes its open tasks, which would otherwise be
+//! orphaned.
 
 mod batch;
+mod codec;
 mod error;
 mod records;
 mod tables;
@@ -114,10 +118,9 @@ pub(crate) fn decode_value<T: DeserializeOwned>(
         file: file.to_owned(),
         table: table.to_owned(),
         key: key.replace(SEP, "/"),
-        source,
+        source: Box::new(source),
     })
 }
-
 
 impl Store {
     /// Opens the state file at `path`, creating it if absent. A new file is initialised with
@@ -156,7 +159,10 @@ impl Store {
 
     /// Rewrites the file at `path` to release free pages; returns whether it changed anything.
     /// The file must not be open (the daemon stopped): redb needs sole access.
-    pub fn compact_file(path: impl AsRef<Path>, options: &StoreOptions) -> Result<bool, StoreError> {
+    pub fn compact_file(
+        path: impl AsRef<Path>,
+        options: &StoreOptions,
+    ) -> Result<bool, StoreError> {
         let path = path.as_ref();
         let label = path.display().to_string();
         let mut builder = Database::builder();
@@ -187,12 +193,16 @@ impl Store {
             for def in STR_TABLES {
                 txn.open_table(def).ctx(&label, def.name(), "open_table")?;
             }
-            txn.open_table(OPEN_TASKS).ctx(&label, "open_tasks", "open_table")?;
+            txn.open_table(OPEN_TASKS)
+                .ctx(&label, "open_tasks", "open_table")?;
             txn.open_table(OUTBOX).ctx(&label, "outbox", "open_table")?;
-            txn.open_table(OUTBOX_KEYS).ctx(&label, "outbox_keys", "open_table")?;
-            txn.open_table(DEAD_LETTERS).ctx(&label, "dead_letters", "open_table")?;
+            txn.open_table(OUTBOX_KEYS)
+                .ctx(&label, "outbox_keys", "open_table")?;
+            txn.open_table(DEAD_LETTERS)
+                .ctx(&label, "dead_letters", "open_table")?;
             txn.open_table(AUDIT).ctx(&label, "audit", "open_table")?;
-            txn.open_table(AUDIT_BY_SUBJECT).ctx(&label, "audit_by_subject", "open_table")?;
+            txn.open_table(AUDIT_BY_SUBJECT)
+                .ctx(&label, "audit_by_subject", "open_table")?;
             let mut meta = txn.open_table(META).ctx(&label, "meta", "open_table")?;
             let versioned = meta
                 .get(SCHEMA_VERSION_KEY)
@@ -325,7 +335,12 @@ impl Store {
             .ctx(&self.inner.label, def.name(), "open_table")
     }
 
-    fn decode<T: DeserializeOwned>(&self, table: &str, key: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    fn decode<T: DeserializeOwned>(
+        &self,
+        table: &str,
+        key: &str,
+        bytes: &[u8],
+    ) -> Result<T, StoreError> {
         decode_value(&self.inner.label, table, key, bytes)
     }
 
@@ -392,7 +407,9 @@ impl Store {
         prefix: &str,
     ) -> Result<Vec<T>, StoreError> {
         let (lo, hi) = prefix_range(prefix);
-        self.collect(def, Some((&lo, std::ops::Bound::Excluded(&hi))), |_, _| true)
+        self.collect(def, Some((&lo, std::ops::Bound::Excluded(&hi))), |_, _| {
+            true
+        })
     }
 
     /// A meta value (`schema_version`, the store's counters, or a key another module set).
@@ -458,23 +475,49 @@ impl Store {
 
     /// The results of an entity, by scorecard identifier.
     pub fn results(&self, entity: &str) -> Result<Vec<ScorecardResult>, StoreError> {
-        match compose("results", &[entity]) {
-            Ok(prefix) => self.collect_prefix(RESULTS, &prefix),
-            Err(_) => Ok(Vec::new()),
-        }
+        let Ok(prefix) = compose("results", &[entity]) else {
+            return Ok(Vec::new());
+        };
+        let (lo, hi) = prefix_range(&prefix);
+        let mut out = Vec::new();
+        self.scan(
+            RESULTS,
+            Some((&lo, std::ops::Bound::Excluded(&hi))),
+            |key, bytes| {
+                out.push(codec::decode_result(&self.inner.label, key, bytes)?);
+                Ok(true)
+            },
+        )?;
+        Ok(out)
     }
 
     /// The result of one (entity, scorecard).
-    pub fn result(&self, entity: &str, scorecard: &str) -> Result<Option<ScorecardResult>, StoreError> {
-        match compose("results", &[entity, scorecard]) {
-            Ok(key) => self.get(RESULTS, &key),
-            Err(_) => Ok(None),
-        }
+    pub fn result(
+        &self,
+        entity: &str,
+        scorecard: &str,
+    ) -> Result<Option<ScorecardResult>, StoreError> {
+        let Ok(key) = compose("results", &[entity, scorecard]) else {
+            return Ok(None);
+        };
+        let txn = self.read_txn()?;
+        let table = self.open_read(&txn, RESULTS)?;
+        let value = table
+            .get(key.as_str())
+            .ctx(&self.inner.label, "results", "get")?;
+        value
+            .map(|guard| codec::decode_result(&self.inner.label, &key, guard.value()))
+            .transpose()
     }
 
     /// Every result, by entity then scorecard, from one consistent snapshot.
     pub fn all_results(&self) -> Result<Vec<ScorecardResult>, StoreError> {
-        self.collect(RESULTS, None, |_, _| true)
+        let mut out = Vec::new();
+        self.for_each_result(|result| {
+            out.push(result);
+            true
+        })?;
+        Ok(out)
     }
 
     /// Every result of one scorecard (other scorecards' values are skipped before decoding).
@@ -482,7 +525,7 @@ impl Store {
         let mut out = Vec::new();
         self.scan(RESULTS, None, |key, bytes| {
             if last_part(key) == scorecard {
-                out.push(self.decode("results", key, bytes)?);
+                out.push(codec::decode_result(&self.inner.label, key, bytes)?);
             }
             Ok(true)
         })?;
@@ -496,7 +539,7 @@ impl Store {
         mut visit: impl FnMut(ScorecardResult) -> bool,
     ) -> Result<(), StoreError> {
         self.scan(RESULTS, None, |key, bytes| {
-            Ok(visit(self.decode("results", key, bytes)?))
+            Ok(visit(codec::decode_result(&self.inner.label, key, bytes)?))
         })
     }
 
@@ -517,11 +560,17 @@ impl Store {
             // One scorecard: the time is the key's last part, so `since` is a range bound.
             (Some(since), Some(_)) => {
                 let lo = format!("{lo}{since}");
-                self.collect(LEVEL_HISTORY, Some((&lo, std::ops::Bound::Excluded(&hi))), |_, _| true)?
+                self.collect(
+                    LEVEL_HISTORY,
+                    Some((&lo, std::ops::Bound::Excluded(&hi))),
+                    |_, _| true,
+                )?
             }
-            _ => self.collect(LEVEL_HISTORY, Some((&lo, std::ops::Bound::Excluded(&hi))), |key, _| {
-                since_part.as_deref().is_none_or(|s| last_part(key) >= s)
-            })?,
+            _ => self.collect(
+                LEVEL_HISTORY,
+                Some((&lo, std::ops::Bound::Excluded(&hi))),
+                |key, _| since_part.as_deref().is_none_or(|s| last_part(key) >= s),
+            )?,
         };
         changes.sort_by_key(|c| c.at);
         Ok(changes)
@@ -535,15 +584,25 @@ impl Store {
         to: NaiveDate,
     ) -> Result<Vec<DailySnapshot>, StoreError> {
         let (Ok(lo), Ok(hi)) = (
-            compose("daily_snapshots", &[scorecard, &from.format("%Y-%m-%d").to_string()]),
-            compose("daily_snapshots", &[scorecard, &to.format("%Y-%m-%d").to_string()]),
+            compose(
+                "daily_snapshots",
+                &[scorecard, &from.format("%Y-%m-%d").to_string()],
+            ),
+            compose(
+                "daily_snapshots",
+                &[scorecard, &to.format("%Y-%m-%d").to_string()],
+            ),
         ) else {
             return Ok(Vec::new());
         };
         if lo > hi {
             return Ok(Vec::new());
         }
-        self.collect(DAILY_SNAPSHOTS, Some((&lo, std::ops::Bound::Included(&hi))), |_, _| true)
+        self.collect(
+            DAILY_SNAPSHOTS,
+            Some((&lo, std::ops::Bound::Included(&hi))),
+            |_, _| true,
+        )
     }
 
     pub fn exemption(&self, id: &str) -> Result<Option<Exemption>, StoreError> {
@@ -551,7 +610,10 @@ impl Store {
     }
 
     /// Exemptions, all or with one status, by id.
-    pub fn exemptions(&self, status: Option<ExemptionStatus>) -> Result<Vec<Exemption>, StoreError> {
+    pub fn exemptions(
+        &self,
+        status: Option<ExemptionStatus>,
+    ) -> Result<Vec<Exemption>, StoreError> {
         self.collect(EXEMPTIONS, None, |_, e: &Exemption| {
             status.is_none_or(|s| e.status == s)
         })
@@ -602,7 +664,9 @@ impl Store {
         let id = {
             let txn = self.read_txn()?;
             let index = self.open_read(&txn, OPEN_TASKS)?;
-            let found = index.get(key.as_str()).ctx(&self.inner.label, "open_tasks", "get")?;
+            let found = index
+                .get(key.as_str())
+                .ctx(&self.inner.label, "open_tasks", "get")?;
             found.map(|g| g.value().to_owned())
         };
         match id {
@@ -678,9 +742,10 @@ impl Store {
         let log = self.open_read(&txn, AUDIT)?;
         let (lo, hi) = prefix_range(&subject);
         let mut out = Vec::new();
-        for item in index
-            .range::<&str>(lo.as_str()..hi.as_str())
-            .ctx(label, "audit_by_subject", "range")?
+        for item in
+            index
+                .range::<&str>(lo.as_str()..hi.as_str())
+                .ctx(label, "audit_by_subject", "range")?
         {
             let (_, seq) = item.ctx(label, "audit_by_subject", "range")?;
             let seq = seq.value();

@@ -57,7 +57,7 @@ impl Writer {
         let (requests, queue) = mpsc::channel();
         std::thread::Builder::new()
             .name("readyd-store-writer".into())
-            .spawn(move || run(&store, &queue, &options))
+            .spawn(move || run(store, &queue, &options))
             .expect("the OS refused to start the store writer thread");
         WriterHandle { requests }
     }
@@ -92,8 +92,9 @@ impl WriterHandle {
         answer.await.map_err(|_| StoreError::WriterClosed)?
     }
 
-    /// Commits what is queued before this call, flushes, and stops the thread. Later commits
-    /// through any handle fail with [`StoreError::WriterClosed`].
+    /// Commits what is queued before this call, flushes, and stops the thread; when it returns
+    /// the writer no longer holds the database. Later commits through any handle fail with
+    /// [`StoreError::WriterClosed`].
     pub async fn shutdown(self) -> Result<(), StoreError> {
         let (reply, answer) = oneshot::channel();
         self.requests
@@ -106,7 +107,26 @@ impl WriterHandle {
 /// When the oldest commit not yet durable was made.
 struct Unflushed(Option<Instant>);
 
-fn run(store: &Store, queue: &Receiver<Request>, options: &WriterOptions) {
+type ShutdownReply = (
+    oneshot::Sender<Result<(), StoreError>>,
+    Result<(), StoreError>,
+);
+
+fn run(store: Store, queue: &Receiver<Request>, options: &WriterOptions) {
+    let shutdown = serve(&store, queue, options);
+    // Released before answering `shutdown`, so that its caller may reopen the file at once.
+    drop(store);
+    if let Some((reply, result)) = shutdown {
+        let _ = reply.send(result);
+    }
+}
+
+/// Serves requests until `shutdown` (returned with its answer) or until every handle is gone.
+fn serve(
+    store: &Store,
+    queue: &Receiver<Request>,
+    options: &WriterOptions,
+) -> Option<ShutdownReply> {
     let mut unflushed = Unflushed(None);
     let mut carried: Option<Request> = None;
     loop {
@@ -135,10 +155,7 @@ fn run(store: &Store, queue: &Receiver<Request>, options: &WriterOptions) {
             Request::Flush(reply) => {
                 let _ = reply.send(flush(store, &mut unflushed));
             }
-            Request::Shutdown(reply) => {
-                let _ = reply.send(flush(store, &mut unflushed));
-                return;
-            }
+            Request::Shutdown(reply) => return Some((reply, flush(store, &mut unflushed))),
         }
     }
     if unflushed.0.is_some()
@@ -146,6 +163,7 @@ fn run(store: &Store, queue: &Receiver<Request>, options: &WriterOptions) {
     {
         tracing::error!(%error, "final flush of the state file failed");
     }
+    None
 }
 
 /// Waits for the next request, flushing when the flush deadline passes; `None` when every
@@ -222,16 +240,20 @@ fn commit_group(
             }
         }
         Err(error) if ready.len() == 1 => {
-            let _ = ready.pop().map(|r| r.reply.send(Err(error)));
+            if let Some(request) = ready.pop() {
+                let _ = request.reply.send(Err(error));
+            }
         }
         Err(error) => {
             tracing::debug!(%error, batches = ready.len(), "group commit failed; retrying each batch alone");
             for request in ready {
                 let durability = store.effective_durability(&request.batch, request.durability);
-                let result = store.commit_group(&[&request.batch], durability).map(|mut stats| {
-                    note_commit(unflushed, durability);
-                    stats.pop().unwrap_or_default()
-                });
+                let result = store
+                    .commit_group(&[&request.batch], durability)
+                    .map(|mut stats| {
+                        note_commit(unflushed, durability);
+                        stats.pop().unwrap_or_default()
+                    });
                 let _ = request.reply.send(result);
             }
         }

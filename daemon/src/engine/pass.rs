@@ -1,0 +1,344 @@
+//! One evaluation pass: gather inputs for some entities, run the check plugins their rules need,
+//! run the pure evaluator, and work out what changed (results to write, level changes, results to
+//! delete). Nothing here commits or mutates the live state: the caller puts the outcome into a
+//! write batch together with whatever caused the pass, commits, then applies it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::eval::{self, CheckResults, EvalInput};
+use crate::metrics::{PluginLabels, metrics};
+use crate::model::{
+    CheckOutcome, Entity, EntityFacts, Exemption, LevelChange, RuleStatus, ScorecardResult,
+    Timestamp,
+};
+use crate::plugin::PluginRegistry;
+use crate::standards::Standards;
+use crate::store::WriteBatch;
+
+use super::state::State;
+
+/// Everything the evaluator needs about one entity.
+#[derive(Clone)]
+pub struct Inputs {
+    pub entity: Arc<Entity>,
+    pub facts: EntityFacts,
+    pub exemptions: Vec<Exemption>,
+    pub previous: Vec<ScorecardResult>,
+}
+
+impl Inputs {
+    /// Gather the inputs of `id` from the live state (None if it is not in the catalog).
+    pub fn gather(state: &State, id: &str) -> Option<Inputs> {
+        let entity = state.effective.get(id)?.clone();
+        Some(Inputs {
+            entity,
+            facts: state.facts.get(id).cloned().unwrap_or_default(),
+            exemptions: state.exemptions_of(id),
+            previous: state.results.get(id).cloned().unwrap_or_default(),
+        })
+    }
+
+    /// Replace (or add) one exemption, for a pass that evaluates a decision before committing it.
+    pub fn with_exemption(mut self, exemption: &Exemption) -> Inputs {
+        self.exemptions.retain(|e| e.id != exemption.id);
+        self.exemptions.push(exemption.clone());
+        self
+    }
+}
+
+/// What evaluating one entity produced.
+#[derive(Clone, Debug)]
+pub struct Evaluated {
+    pub entity: Arc<Entity>,
+    /// Every applicable scorecard's result (fresh `evaluated_at`).
+    pub results: Vec<ScorecardResult>,
+    pub previous: Vec<ScorecardResult>,
+    /// Results whose outcome differs from the previous one (these are written).
+    pub changed: Vec<ScorecardResult>,
+    pub level_changes: Vec<LevelChange>,
+    /// Scorecards that applied before and no longer do (their stored result is deleted).
+    pub removed: Vec<String>,
+}
+
+impl Evaluated {
+    /// Add the changes to `batch`.
+    pub fn write_into(&self, batch: &mut WriteBatch) {
+        for result in &self.changed {
+            batch.put_result(result);
+        }
+        for change in &self.level_changes {
+            batch.append_level_change(change);
+        }
+        for scorecard in &self.removed {
+            batch.delete_result(&self.entity.identifier, scorecard);
+        }
+    }
+
+    /// Number of rule evaluations in this entity's results.
+    pub fn rule_count(&self) -> usize {
+        self.results.iter().map(|r| r.rules.len()).sum()
+    }
+}
+
+/// Check outcomes of one entity, keyed by (scorecard, rule).
+#[derive(Default)]
+struct EntityChecks(HashMap<(String, String), CheckOutcome>);
+
+impl CheckResults for EntityChecks {
+    fn get(&self, scorecard: &str, rule: &str) -> Option<&CheckOutcome> {
+        // Few check rules per entity: a linear scan avoids allocating a key per lookup.
+        self.0
+            .iter()
+            .find(|((s, r), _)| s == scorecard && r == rule)
+            .map(|(_, v)| v)
+    }
+}
+
+/// Evaluate `inputs` against `standards` at `now`, calling check plugins from `plugins`.
+pub async fn evaluate(
+    standards: &Arc<Standards>,
+    plugins: &PluginRegistry,
+    inputs: Vec<Inputs>,
+    now: Timestamp,
+) -> Vec<Evaluated> {
+    let checks = run_checks(standards, plugins, &inputs, now).await;
+    let standards = standards.clone();
+    // The pure evaluator is CPU-bound: keep it off the async workers, and split large passes
+    // across the cores.
+    tokio::task::spawn_blocking(move || evaluate_blocking(&standards, inputs, checks, now))
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+}
+
+fn evaluate_blocking(
+    standards: &Standards,
+    inputs: Vec<Inputs>,
+    checks: Vec<EntityChecks>,
+    now: Timestamp,
+) -> Vec<Evaluated> {
+    let work: Vec<(Inputs, EntityChecks)> = inputs.into_iter().zip(checks).collect();
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(8);
+    if work.len() < 512 || threads == 1 {
+        return work
+            .iter()
+            .map(|(i, c)| evaluate_one(standards, i, c, now))
+            .collect();
+    }
+    let chunk = work.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = work
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|(i, c)| evaluate_one(standards, i, c, now))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
+}
+
+fn evaluate_one(
+    standards: &Standards,
+    inputs: &Inputs,
+    checks: &EntityChecks,
+    now: Timestamp,
+) -> Evaluated {
+    let mut results = Vec::with_capacity(standards.scorecards.len());
+    for scorecard in &standards.scorecards {
+        let previous = inputs
+            .previous
+            .iter()
+            .find(|r| r.scorecard == scorecard.identifier);
+        let input = EvalInput {
+            entity: &inputs.entity,
+            facts: &inputs.facts,
+            exemptions: &inputs.exemptions,
+            now,
+            checks,
+            previous,
+        };
+        if let Some(result) = eval::evaluate_scorecard(&input, scorecard) {
+            results.push(result);
+        }
+    }
+    let mut changed = Vec::new();
+    let mut level_changes = Vec::new();
+    for result in &results {
+        let previous = inputs
+            .previous
+            .iter()
+            .find(|r| r.scorecard == result.scorecard);
+        if previous.is_none_or(|p| !same_outcome(p, result)) {
+            changed.push(result.clone());
+        }
+        if previous.is_none_or(|p| p.level_index != result.level_index) {
+            level_changes.push(LevelChange {
+                entity: result.entity.clone(),
+                scorecard: result.scorecard.clone(),
+                from: previous.map(|p| p.level.clone()),
+                to: result.level.clone(),
+                from_index: previous.map(|p| p.level_index),
+                to_index: result.level_index,
+                percent: result.percent,
+                at: now,
+            });
+        }
+    }
+    let removed = inputs
+        .previous
+        .iter()
+        .filter(|p| !results.iter().any(|r| r.scorecard == p.scorecard))
+        .map(|p| p.scorecard.clone())
+        .collect();
+    Evaluated {
+        entity: inputs.entity.clone(),
+        results,
+        previous: inputs.previous.clone(),
+        changed,
+        level_changes,
+        removed,
+    }
+}
+
+/// Whether two results of the same (entity, scorecard) say the same thing, times aside.
+pub fn same_outcome(a: &ScorecardResult, b: &ScorecardResult) -> bool {
+    a.level_index == b.level_index
+        && a.level == b.level
+        && a.percent == b.percent
+        && a.score == b.score
+        && a.rules.len() == b.rules.len()
+        && a.rules.iter().zip(&b.rules).all(|(x, y)| {
+            x.rule == y.rule
+                && x.level == y.level
+                && x.status == y.status
+                && x.message == y.message
+                && x.details == y.details
+                && x.weight == y.weight
+        })
+}
+
+/// One pending plugin call.
+struct Call {
+    entity_index: usize,
+    scorecard: String,
+    rule: String,
+    params: serde_json::Value,
+}
+
+/// Run every check plugin call the entities' applicable rules need, batched per plugin on warm
+/// instances. A plugin that is not loaded, parked or failing yields `error` outcomes with the
+/// reason, never a failed pass.
+async fn run_checks(
+    standards: &Standards,
+    plugins: &PluginRegistry,
+    inputs: &[Inputs],
+    now: Timestamp,
+) -> Vec<EntityChecks> {
+    let mut out: Vec<EntityChecks> = inputs.iter().map(|_| EntityChecks::default()).collect();
+    let mut calls: HashMap<String, Vec<Call>> = HashMap::new();
+    for (index, input) in inputs.iter().enumerate() {
+        for scorecard in &standards.scorecards {
+            if !eval::applies(scorecard, &input.entity, &input.facts, now) {
+                continue;
+            }
+            for rule in eval::checks_needed(&input.entity, &input.facts, scorecard, now) {
+                if let Some(check) = &rule.check {
+                    calls.entry(check.plugin.clone()).or_default().push(Call {
+                        entity_index: index,
+                        scorecard: scorecard.identifier.clone(),
+                        rule: rule.identifier.clone(),
+                        params: check.params.clone(),
+                    });
+                }
+            }
+        }
+    }
+    if calls.is_empty() {
+        return out;
+    }
+    let facts_json: Vec<serde_json::Value> = inputs.iter().map(|i| facts_as_json(&i.facts)).collect();
+    let calls: Vec<(String, Vec<Call>)> = calls.into_iter().collect();
+    let mut jobs = Vec::new();
+    for (plugin_name, plugin_calls) in &calls {
+        let plugin = plugins.get(plugin_name);
+        for chunk in plugin_calls.chunks(512) {
+            let plugin = plugin.clone();
+            let plugin_name = plugin_name.clone();
+            let batch: Vec<(&Entity, &serde_json::Value, &serde_json::Value)> = chunk
+                .iter()
+                .map(|c| {
+                    (
+                        inputs[c.entity_index].entity.as_ref(),
+                        &facts_json[c.entity_index],
+                        &c.params,
+                    )
+                })
+                .collect();
+            jobs.push(async move {
+                let started = std::time::Instant::now();
+                let answers: Vec<CheckOutcome> = match &plugin {
+                    None => chunk
+                        .iter()
+                        .map(|_| error_outcome(format!("plugin {plugin_name} is not loaded")))
+                        .collect(),
+                    Some(plugin) => plugin
+                        .evaluate_batch(&batch)
+                        .await
+                        .into_iter()
+                        .map(|r| r.unwrap_or_else(|e| error_outcome(e.to_string())))
+                        .collect(),
+                };
+                let labels = PluginLabels {
+                    plugin: plugin_name.clone(),
+                    outcome: "batch".into(),
+                };
+                metrics()
+                    .plugin_call_seconds
+                    .get_or_create(&labels)
+                    .observe(started.elapsed().as_secs_f64());
+                (chunk, answers)
+            });
+        }
+    }
+    for (chunk, answers) in futures::future::join_all(jobs).await {
+        for (call, answer) in chunk.iter().zip(answers) {
+            out[call.entity_index]
+                .0
+                .insert((call.scorecard.clone(), call.rule.clone()), answer);
+        }
+    }
+    out
+}
+
+fn error_outcome(message: String) -> CheckOutcome {
+    CheckOutcome {
+        status: RuleStatus::Error,
+        message: Some(message),
+        details: None,
+    }
+}
+
+/// The facts a check plugin sees: `{ "<source>": { ...facts } }`.
+pub fn facts_as_json(facts: &EntityFacts) -> serde_json::Value {
+    serde_json::Value::Object(
+        facts
+            .iter()
+            .map(|(source, record)| {
+                (
+                    source.clone(),
+                    serde_json::Value::Object(record.facts.clone()),
+                )
+            })
+            .collect(),
+    )
+}

@@ -1,0 +1,525 @@
+//! Loading the three directories into the engine, at start and on every change (hot reload).
+//!
+//! Each part is parsed and validated whole before it replaces what is in force; on failure the
+//! old part stays active and the error is kept for `/v1/status`. A change re-evaluates only the
+//! entities it affects and commits their new results with the level-change events.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::catalog;
+use crate::metrics::metrics;
+use crate::model::Entity;
+use crate::plugin::{Manifest, PluginKind as HostPluginKind, load_manifests};
+use crate::standards::{self, PluginKind, Standards};
+use crate::store::{Durability, EntityOrigin, StoredEntity, WriteBatch};
+
+use super::state::PartStatus;
+use super::{Engine, EngineError, Result};
+
+/// What a reload did, in lines a person reads (logged, and answered by `POST /v1/reload`).
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct ReloadReport {
+    pub changes: Vec<String>,
+    pub errors: Vec<String>,
+    /// Entities evaluated again.
+    pub reevaluated: usize,
+    /// Of those, entities whose level changed on some scorecard.
+    pub level_changed: usize,
+}
+
+impl ReloadReport {
+    /// Every line, changes first.
+    pub fn lines(&self) -> impl Iterator<Item = String> + '_ {
+        self.changes
+            .iter()
+            .cloned()
+            .chain(self.errors.iter().map(|e| format!("refused: {e}")))
+    }
+
+    fn merge(&mut self, other: ReloadReport) {
+        self.changes.extend(other.changes);
+        self.errors.extend(other.errors);
+        self.reevaluated += other.reevaluated;
+        self.level_changed += other.level_changed;
+    }
+}
+
+/// Which plugins exist and of which kind, for standards validation.
+struct RegistryLookup(BTreeMap<String, PluginKind>);
+
+impl standards::PluginLookup for RegistryLookup {
+    fn kind_of(&self, name: &str) -> Option<PluginKind> {
+        self.0.get(name).copied()
+    }
+}
+
+impl Engine {
+    /// Rescan plugins, standards and catalog (start, `POST /v1/reload`, SIGHUP, watcher overflow).
+    pub async fn reload_all(&self, why: &str) -> ReloadReport {
+        let mut report = ReloadReport::default();
+        report.merge(self.reload_plugins(why).await);
+        report.merge(self.reload_standards(why).await);
+        report.merge(self.reload_catalog(why).await);
+        report
+    }
+
+    /// `POST /v1/reload`.
+    pub async fn reload(&self, actor: &super::Actor) -> Result<serde_json::Value> {
+        if actor.role != crate::config::Role::Admin {
+            return Err(EngineError::Forbidden("only an admin may reload".into()));
+        }
+        let report = self.reload_all(&format!("requested by {}", actor.name)).await;
+        serde_json::to_value(report).map_err(|e| EngineError::Internal(e.to_string()))
+    }
+
+    fn plugin_lookup(&self) -> RegistryLookup {
+        RegistryLookup(
+            self.inner
+                .plugins
+                .status()
+                .into_iter()
+                .map(|s| {
+                    let kind = match s.kind {
+                        HostPluginKind::DataSource => PluginKind::DataSource,
+                        HostPluginKind::Check => PluginKind::Check,
+                    };
+                    (s.name, kind)
+                })
+                .collect(),
+        )
+    }
+
+    /// Load every manifest of the plugins directory; compile and swap in what changed.
+    pub async fn reload_plugins(&self, why: &str) -> ReloadReport {
+        let mut report = ReloadReport::default();
+        let dir = self.inner.config.plugins_dir.clone();
+        let (manifests, errors) = if dir.is_dir() {
+            load_manifests(&dir)
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        for e in &errors {
+            report.errors.push(e.to_string());
+        }
+        let present: BTreeSet<String> = manifests.iter().map(|m| m.name.clone()).collect();
+        let mut changed_checks = BTreeSet::new();
+        let mut changed_sources = Vec::new();
+        for manifest in manifests {
+            let name = manifest.name.clone();
+            let manifest_kind = manifest.kind;
+            if !self.plugin_changed(&manifest) {
+                continue;
+            }
+            match self.inner.host.load(manifest).await {
+                Ok(plugin) => {
+                    let kind = plugin.manifest.kind;
+                    let version = plugin.version.clone();
+                    let replaced = self.inner.plugins.insert(plugin.clone());
+                    report.changes.push(format!(
+                        "plugin {name}: {} version {version} ({why})",
+                        if replaced { "replaced by" } else { "loaded" }
+                    ));
+                    metrics().reload("plugins", true);
+                    match kind {
+                        HostPluginKind::Check => {
+                            changed_checks.insert(name);
+                        }
+                        HostPluginKind::DataSource => changed_sources.push(plugin),
+                    }
+                }
+                Err(err) => {
+                    // The old version (if any) keeps serving.
+                    self.inner.plugins.record_load_failure(&name, manifest_kind, &err);
+                    report.errors.push(format!("plugin {name}: {err}"));
+                    metrics().reload("plugins", false);
+                }
+            }
+        }
+        for status in self.inner.plugins.status() {
+            if !present.contains(&status.name) {
+                self.inner.plugins.remove(&status.name);
+                report
+                    .changes
+                    .push(format!("plugin {}: unloaded (manifest removed)", status.name));
+                if status.kind == HostPluginKind::Check {
+                    changed_checks.insert(status.name.clone());
+                }
+            }
+        }
+        {
+            let mut state = self.write();
+            state.plugins_status = PartStatus {
+                revision: None,
+                loaded_at: Some(self.now()),
+                last_error: report.errors.last().cloned(),
+                last_error_at: (!report.errors.is_empty()).then(|| self.now()),
+            };
+        }
+        if !changed_checks.is_empty() && self.is_ready() {
+            let ids = self.entities_using_checks(&changed_checks);
+            let (n, changed) = self.reevaluate(&ids).await;
+            report.reevaluated += n;
+            report.level_changed += changed;
+            report.changes.push(format!(
+                "check plugins {}: {n} entities re-evaluated, {changed} changed level",
+                changed_checks.into_iter().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        if self.is_ready() {
+            for plugin in changed_sources {
+                super::sources::spawn_collect_now(self, plugin);
+            }
+        }
+        report
+    }
+
+    /// Whether a manifest differs from the loaded plugin of the same name (manifest or wasm).
+    fn plugin_changed(&self, manifest: &Manifest) -> bool {
+        match self.inner.plugins.get(&manifest.name) {
+            None => true,
+            Some(current) => {
+                current.manifest != *manifest
+                    || crate::plugin::wasm_version(&manifest.wasm)
+                        .is_none_or(|v| v != current.version)
+            }
+        }
+    }
+
+    fn entities_using_checks(&self, plugins: &BTreeSet<String>) -> Vec<String> {
+        let state = self.read();
+        let cards: Vec<_> = state
+            .standards
+            .scorecards
+            .iter()
+            .filter(|s| {
+                s.rules.iter().any(|r| {
+                    r.check
+                        .as_ref()
+                        .is_some_and(|c| plugins.contains(&c.plugin))
+                })
+            })
+            .cloned()
+            .collect();
+        if cards.is_empty() {
+            return Vec::new();
+        }
+        let now = self.now();
+        state
+            .effective
+            .iter()
+            .filter(|(id, e)| {
+                let facts = state.facts.get(*id).cloned().unwrap_or_default();
+                cards
+                    .iter()
+                    .any(|c| crate::eval::applies(c, e, &facts, now))
+            })
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// Parse and validate the standards directory; swap it in and re-evaluate what it affects.
+    pub async fn reload_standards(&self, why: &str) -> ReloadReport {
+        let mut report = ReloadReport::default();
+        let dir = self.inner.config.standards_dir.clone();
+        let lookup = self.plugin_lookup();
+        let loaded = tokio::task::spawn_blocking(move || standards::load_dir(&dir, &lookup))
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        let new = match loaded {
+            Ok(s) => Arc::new(s),
+            Err(errors) => {
+                let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                let mut state = self.write();
+                state.standards_status.last_error =
+                    Some(format!("{} problem(s); first: {}", lines.len(), lines.first().cloned().unwrap_or_default()));
+                state.standards_status.last_error_at = Some(self.now());
+                state.standards_errors = lines.clone();
+                report.errors.extend(lines.into_iter().map(|l| format!("standards: {l}")));
+                metrics().reload("standards", false);
+                return report;
+            }
+        };
+        let _guard = self.inner.ops.lock().await;
+        let old = self.read().standards.clone();
+        if old.revision == new.revision && self.is_ready() {
+            let mut state = self.write();
+            state.standards_status.last_error = None;
+            state.standards_errors.clear();
+            return report;
+        }
+        let diff = Standards::diff(&old, &new);
+        let now = self.now();
+        let affected: Vec<String> = {
+            let state = self.read();
+            if !self.is_ready() || diff.tiers_changed {
+                state.effective.keys().cloned().collect()
+            } else {
+                let cards: Vec<_> = diff.affected_scorecards();
+                state
+                    .effective
+                    .iter()
+                    .filter(|(id, e)| {
+                        let facts = state.facts.get(*id).cloned().unwrap_or_default();
+                        cards.iter().any(|c| {
+                            old.scorecard(c)
+                                .is_some_and(|s| crate::eval::applies(s, e, &facts, now))
+                                || new
+                                    .scorecard(c)
+                                    .is_some_and(|s| crate::eval::applies(s, e, &facts, now))
+                        })
+                    })
+                    .map(|(id, _)| id.clone())
+                    .collect()
+            }
+        };
+        // Evaluate against the new standards before they are visible.
+        let inputs: Vec<_> = {
+            let state = self.read();
+            affected
+                .iter()
+                .filter_map(|id| super::pass::Inputs::gather(&state, id))
+                .collect()
+        };
+        let outcome = super::pass::evaluate(&new, &self.inner.plugins, inputs, now).await;
+        let plan = {
+            // Plan tasks and alerts under the new standards.
+            let mut state = self.write();
+            let previous = std::mem::replace(&mut state.standards, new.clone());
+            let ctx = self.automation_context(&state);
+            let mut plan = crate::automation::Plan::default();
+            for e in &outcome {
+                plan.extend(super::actions::plan_evaluation(&ctx, &state, e, now));
+            }
+            state.standards = previous;
+            plan
+        };
+        let mut batch = WriteBatch::new();
+        for e in &outcome {
+            e.write_into(&mut batch);
+        }
+        plan.apply_to(&mut batch);
+        batch.put_meta("standards_revision", &new.revision);
+        if let Err(err) = self.commit(batch, Durability::Immediate).await {
+            report.errors.push(format!("standards: {err}"));
+            metrics().reload("standards", false);
+            return report;
+        }
+        let changed_level = outcome.iter().filter(|e| !e.level_changes.is_empty()).count();
+        let n = outcome.len();
+        {
+            let mut state = self.write();
+            state.standards = new.clone();
+            state.standards_status = PartStatus {
+                revision: Some(new.revision.clone()),
+                loaded_at: Some(now),
+                last_error: None,
+                last_error_at: None,
+            };
+            state.standards_errors.clear();
+            super::actions::apply_to_state(&plan, &mut state);
+            Self::apply_outcome(&mut state, outcome);
+        }
+        self.inner.delivery.wake();
+        metrics().reload("standards", true);
+        for line in diff.describe() {
+            report.changes.push(format!("{line} ({why})"));
+        }
+        report.changes.push(format!(
+            "standards revision {}: {n} entities re-evaluated, {changed_level} changed level",
+            short(&new.revision)
+        ));
+        report.reevaluated += n;
+        report.level_changed += changed_level;
+        report
+    }
+
+    /// Read the catalog directory; apply additions, edits and removals; re-evaluate those.
+    pub async fn reload_catalog(&self, why: &str) -> ReloadReport {
+        let mut report = ReloadReport::default();
+        let dir = self.inner.config.catalog_dir.clone();
+        let loaded = tokio::task::spawn_blocking(move || {
+            if dir.is_dir() {
+                catalog::load_dir(&dir)
+            } else {
+                catalog::load_dir(Path::new("/nonexistent-readyd-catalog"))
+            }
+        })
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        let catalog = match loaded {
+            Ok(c) => c,
+            Err(errors) => {
+                let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                let mut state = self.write();
+                state.catalog.last_error = Some(format!(
+                    "{} problem(s); first: {}",
+                    lines.len(),
+                    lines.first().cloned().unwrap_or_default()
+                ));
+                state.catalog.last_error_at = Some(self.now());
+                state.catalog_errors = lines.clone();
+                report.errors.extend(lines.into_iter().map(|l| format!("catalog: {l}")));
+                metrics().reload("catalog", false);
+                return report;
+            }
+        };
+        let _guard = self.inner.ops.lock().await;
+        let now = self.now();
+        let mut batch = WriteBatch::new();
+        let mut upserts: Vec<StoredEntity> = Vec::new();
+        let mut removed: Vec<String> = Vec::new();
+        {
+            let state = self.read();
+            for (id, entity) in &catalog.entities {
+                match state.entities.get(id) {
+                    Some(stored)
+                        if stored.origin == EntityOrigin::CatalogFile
+                            && &stored.entity == entity => {}
+                    Some(stored) => {
+                        let mut next = StoredEntity {
+                            entity: entity.clone(),
+                            origin: EntityOrigin::CatalogFile,
+                            tier_override: stored.tier_override.clone(),
+                        };
+                        // The file's tier changed after a tier change was approved: the file is
+                        // the newer decision, so the override goes (README: tiers).
+                        if next.tier_override.is_some() && stored.entity.tier != entity.tier {
+                            next.tier_override = None;
+                            batch.set_tier_override(id, None);
+                        }
+                        batch.put_entity(entity, EntityOrigin::CatalogFile);
+                        upserts.push(next);
+                    }
+                    None => {
+                        batch.put_entity(entity, EntityOrigin::CatalogFile);
+                        upserts.push(StoredEntity {
+                            entity: entity.clone(),
+                            origin: EntityOrigin::CatalogFile,
+                            tier_override: None,
+                        });
+                    }
+                }
+            }
+            for (id, stored) in &state.entities {
+                if stored.origin == EntityOrigin::CatalogFile && !catalog.entities.contains_key(id) {
+                    batch.delete_entity(id, now);
+                    removed.push(id.clone());
+                }
+            }
+        }
+        let mut closed = Vec::new();
+        for id in &removed {
+            closed.extend(self.close_tasks_of(id, &mut batch));
+        }
+        let changed_ids: Vec<String> = upserts
+            .iter()
+            .map(|s| s.entity.identifier.clone())
+            .collect();
+        let effective: BTreeMap<String, Arc<Entity>> = upserts
+            .iter()
+            .map(|s| (s.entity.identifier.clone(), Arc::new(s.effective())))
+            .collect();
+        let outcome = {
+            let effective = effective.clone();
+            self.evaluate_ids_with(&changed_ids, move |state, id| {
+                let entity = effective.get(id)?.clone();
+                let mut inputs = super::pass::Inputs::gather(state, id).unwrap_or(super::pass::Inputs {
+                    entity: entity.clone(),
+                    facts: Default::default(),
+                    exemptions: state.exemptions_of(id),
+                    previous: Vec::new(),
+                });
+                inputs.entity = entity;
+                Some(inputs)
+            })
+            .await
+        };
+        let plan = self.plan_for(&outcome, now);
+        for e in &outcome {
+            e.write_into(&mut batch);
+        }
+        plan.apply_to(&mut batch);
+        batch.put_meta("catalog_revision", &catalog.revision);
+        if let Err(err) = self.commit(batch, Durability::Immediate).await {
+            report.errors.push(format!("catalog: {err}"));
+            metrics().reload("catalog", false);
+            return report;
+        }
+        let level_changed = outcome.iter().filter(|e| !e.level_changes.is_empty()).count();
+        let n = outcome.len();
+        {
+            let mut state = self.write();
+            for s in upserts {
+                state.put_entity(s);
+            }
+            for id in &removed {
+                state.remove_entity(id);
+            }
+            for t in closed {
+                state.tasks.insert(t.id.clone(), t);
+            }
+            state.catalog = PartStatus {
+                revision: Some(catalog.revision.clone()),
+                loaded_at: Some(now),
+                last_error: None,
+                last_error_at: None,
+            };
+            state.catalog_errors.clear();
+            super::actions::apply_to_state(&plan, &mut state);
+            Self::apply_outcome(&mut state, outcome);
+            metrics().entities.set(state.entities.len() as i64);
+        }
+        self.inner.delivery.wake();
+        metrics().reload("catalog", true);
+        if n > 0 || !removed.is_empty() {
+            report.changes.push(format!(
+                "catalog revision {}: {} entities added or changed, {} removed; {n} re-evaluated, {level_changed} changed level ({why})",
+                short(&catalog.revision),
+                changed_ids.len(),
+                removed.len()
+            ));
+        }
+        report.reevaluated += n;
+        report.level_changed += level_changed;
+        report
+    }
+
+    /// Re-evaluate `ids` with their live inputs and commit; returns (evaluated, level changed).
+    pub(super) async fn reevaluate(&self, ids: &[String]) -> (usize, usize) {
+        let _guard = self.inner.ops.lock().await;
+        match self.reevaluate_locked(ids).await {
+            Ok(x) => x,
+            Err(err) => {
+                tracing::error!(error = %err, "re-evaluation could not be saved");
+                (0, 0)
+            }
+        }
+    }
+
+    /// [`Engine::reevaluate`] for a caller that holds the ops lock.
+    pub(super) async fn reevaluate_locked(&self, ids: &[String]) -> Result<(usize, usize)> {
+        let now = self.now();
+        let outcome = self.evaluate_ids(ids).await;
+        let plan = self.plan_for(&outcome, now);
+        let mut batch = WriteBatch::new();
+        for e in &outcome {
+            e.write_into(&mut batch);
+        }
+        plan.apply_to(&mut batch);
+        self.commit(batch, Durability::Immediate).await?;
+        let changed = outcome.iter().filter(|e| !e.level_changes.is_empty()).count();
+        let n = outcome.len();
+        let mut state = self.write();
+        super::actions::apply_to_state(&plan, &mut state);
+        Self::apply_outcome(&mut state, outcome);
+        drop(state);
+        self.inner.delivery.wake();
+        Ok((n, changed))
+    }
+}
+
+fn short(revision: &str) -> &str {
+    &revision[..revision.len().min(12)]
+}

@@ -1,0 +1,108 @@
+//! The engine's in-memory view of the readiness state: what every read is answered from.
+//!
+//! It mirrors what is committed in redb (the store is the truth across restarts; this is the
+//! truth between commits) plus what is only loaded from files (standards, catalog origins,
+//! plugins). It is changed only by the engine's single mutation path, after the store committed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use crate::model::{
+    Entity, EntityFacts, Exemption, Lock, ScorecardResult, Task, TaskStatus, TierRequest,
+    Timestamp,
+};
+use crate::standards::Standards;
+use crate::store::StoredEntity;
+
+/// What a reload of one part (catalog, standards, plugins) last did.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct PartStatus {
+    /// Content hash of what is in force.
+    pub revision: Option<String>,
+    pub loaded_at: Option<Timestamp>,
+    /// Why the last attempt was refused (the previous revision stays in force).
+    pub last_error: Option<String>,
+    pub last_error_at: Option<Timestamp>,
+}
+
+/// The live state.
+#[derive(Default)]
+pub struct State {
+    /// Every entity with its origin and approved tier override.
+    pub entities: BTreeMap<String, StoredEntity>,
+    /// Effective entities (tier override applied): what evaluation and the API see.
+    pub effective: BTreeMap<String, Arc<Entity>>,
+    pub standards: Arc<Standards>,
+    pub facts: HashMap<String, EntityFacts>,
+    /// entity → its results, one per applicable scorecard, in scorecard order.
+    pub results: HashMap<String, Vec<ScorecardResult>>,
+    pub exemptions: BTreeMap<String, Exemption>,
+    /// entity → ids of its exemptions.
+    pub exemptions_by_entity: HashMap<String, Vec<String>>,
+    pub tier_requests: BTreeMap<String, TierRequest>,
+    pub locks: BTreeMap<String, Lock>,
+    pub tasks: BTreeMap<String, Task>,
+    /// entity → first time it was seen below its tier's requirement (cleared on recovery).
+    pub degraded_since: HashMap<String, Timestamp>,
+    /// entity → the tier alert sent when it degraded (kept so it is not re-alerted).
+    pub degraded_alerts: HashMap<String, crate::automation::DegradedAlert>,
+    pub catalog: PartStatus,
+    pub standards_status: PartStatus,
+    pub plugins_status: PartStatus,
+    /// Catalog file errors and standards errors of the last attempt, in full.
+    pub catalog_errors: Vec<String>,
+    pub standards_errors: Vec<String>,
+}
+
+impl State {
+    /// Insert or replace an entity and refresh its effective view.
+    pub fn put_entity(&mut self, stored: StoredEntity) {
+        let id = stored.entity.identifier.clone();
+        self.effective.insert(id.clone(), Arc::new(stored.effective()));
+        self.entities.insert(id, stored);
+    }
+
+    /// Remove an entity and everything derived from it.
+    pub fn remove_entity(&mut self, id: &str) {
+        self.entities.remove(id);
+        self.effective.remove(id);
+        self.facts.remove(id);
+        self.results.remove(id);
+        self.locks.remove(id);
+        self.degraded_since.remove(id);
+        self.degraded_alerts.remove(id);
+    }
+
+    /// Insert or replace an exemption, keeping the per-entity index.
+    pub fn put_exemption(&mut self, exemption: Exemption) {
+        let ids = self
+            .exemptions_by_entity
+            .entry(exemption.entity.clone())
+            .or_default();
+        if !ids.contains(&exemption.id) {
+            ids.push(exemption.id.clone());
+        }
+        self.exemptions.insert(exemption.id.clone(), exemption);
+    }
+
+    /// The exemptions that concern `entity` (any status).
+    pub fn exemptions_of(&self, entity: &str) -> Vec<Exemption> {
+        self.exemptions_by_entity
+            .get(entity)
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(|id| self.exemptions.get(id).cloned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Open (or overdue) tasks of `entity`.
+    pub fn open_tasks_of(&self, entity: &str) -> Vec<Task> {
+        self.tasks
+            .values()
+            .filter(|t| t.entity == entity && t.status != TaskStatus::Done)
+            .cloned()
+            .collect()
+    }
+}
