@@ -327,3 +327,124 @@ pub use daemon::{
     start_daemon_in, token_for,
 };
 pub use http_client::{HttpResponse, send};
+
+// ---- the example organisation, for tests that run the whole engine
+
+/// A copy of `examples/` in a temporary directory, with its plugin manifests pointing at the
+/// plugins this build compiled and the demo stand-in (paging system, Prometheus, chat hooks)
+/// running on a free port of 127.0.0.1.
+pub struct DemoOrg {
+    pub dir: tempfile::TempDir,
+    pub stand_in: readyd::demo::StandIn,
+}
+
+impl DemoOrg {
+    /// Copy the example organisation and start its stand-in.
+    pub async fn new() -> DemoOrg {
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+        let dir = temp_dir();
+        copy_dir(&examples, dir.path());
+        let _ = std::fs::remove_dir_all(dir.path().join(".readyd"));
+        let stand_in = readyd::demo::start_stand_in(
+            "127.0.0.1:0".parse().expect("address"),
+            dir.path().join("stand-in"),
+        )
+        .await
+        .expect("start the demo stand-in");
+        let port = stand_in.addr.port().to_string();
+        let plugins = dir.path().join("plugins");
+        for entry in std::fs::read_dir(&plugins).expect("plugins dir") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let text = std::fs::read_to_string(&path).expect("manifest");
+                let text = text
+                    .lines()
+                    .map(|line| match line.strip_prefix("wasm = \"") {
+                        Some(rest) => {
+                            let file = Path::new(rest.trim_end_matches('"'))
+                                .file_name()
+                                .expect("wasm file name")
+                                .to_string_lossy()
+                                .into_owned();
+                            format!(
+                                "wasm = \"{}\"",
+                                Path::new(readyd_plugin_artifacts::PLUGINS_DIR)
+                                    .join(file)
+                                    .display()
+                            )
+                        }
+                        None => line.replace("127.0.0.1:18090", &format!("127.0.0.1:{port}")),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                std::fs::write(&path, text + "\n").expect("rewrite manifest");
+            }
+        }
+        let config = std::fs::read_to_string(dir.path().join("readyd.toml")).expect("config");
+        let config = config
+            .replace("127.0.0.1:18090", &format!("127.0.0.1:{port}"))
+            .replace("listen = \"127.0.0.1:7878\"", "listen = \"127.0.0.1:0\"");
+        std::fs::write(dir.path().join("readyd.toml"), config).expect("write config");
+        DemoOrg { dir, stand_in }
+    }
+
+    /// The organisation's root.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Its configuration (`readyd.toml`), loaded, with a shared compiled-plugin cache.
+    pub fn config(&self) -> readyd::config::Config {
+        let mut config = readyd::config::Config::load(
+            Some(&self.path().join("readyd.toml")),
+            &Default::default(),
+            &Default::default(),
+        )
+        .expect("demo config loads");
+        config.cache_dir = shared_plugin_cache();
+        config
+    }
+}
+
+/// One compiled-plugin cache for the whole test run (compiling is the slow part).
+pub fn shared_plugin_cache() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-plugin-cache")
+}
+
+/// Copy a directory tree.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create dir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy file");
+        }
+    }
+}
+
+/// An engine on `config` with a manual clock, without background work (tests drive it).
+pub async fn start_engine(
+    config: readyd::config::Config,
+    clock: readyd::clock::Clock,
+) -> readyd::engine::Engine {
+    readyd::engine::Engine::start_with(
+        config,
+        readyd::engine::StartOptions {
+            clock,
+            background: false,
+        },
+    )
+    .await
+    .expect("engine starts")
+}
+
+/// An actor with a role, for engine calls.
+pub fn actor(name: &str, role: &str) -> readyd::engine::Actor {
+    readyd::engine::Actor {
+        name: name.to_owned(),
+        role: readyd::config::Role::parse(role).expect("role"),
+    }
+}

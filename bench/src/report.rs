@@ -109,7 +109,7 @@ impl Row {
 
 fn spread(samples: &mut Samples, unit: &str) -> String {
     if samples.len() < 2 {
-        return format!("1 run");
+        return "1 run".into();
     }
     let (lo, hi, kind) = samples.spread();
     format!("{}–{} {unit} ({kind}, {} runs)", fmt_num(lo), fmt_num(hi), samples.len())
@@ -384,7 +384,7 @@ mod tests {
             failures: vec![],
         };
         let md = report.markdown();
-        assert!(md.contains("| full pass | < 1.000 s | 0.600 s |"), "{md}");
+        assert!(md.contains("| full pass | < 1.00 s | 0.600 s | 0.500–2.00 s (min–max, 3 runs) | met |"), "{md}");
         assert!(md.contains("not measured: no \\| server"), "{md}");
         assert!(md.contains("Targets: 1 met, 0 not met, 1 not measured"), "{md}");
         assert!(md.contains("| readyd | 2.00 M/s |"), "{md}");

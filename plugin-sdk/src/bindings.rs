@@ -1,4 +1,11 @@
 //! Guest bindings generated from the root `wit/` contract: the only `generate!` in readyd.
+//!
+//! Both worlds are generated, each in its own module, because a component exports exactly one
+//! of them and [`export!`](crate::export) picks which; the `data-source` module reuses the
+//! `check` module's `types` and `host` so an `Entity` is one Rust type. Plugin code should not
+//! need anything here except for `raw_*` exports (see `export!`).
+// Generated code: its docs come from the WIT comments (not every item has one), the ABI glue is
+// `unsafe` by nature, and its style is wit-bindgen's, not ours.
 #![allow(missing_docs, unsafe_code, clippy::all)]
 
 /// Bindings of the `check` world.

@@ -46,9 +46,12 @@ pub struct MockHttp {
     state: Rc<RefCell<MockState>>,
 }
 
+/// The lines a [`LogCapture`] collects, shared between the capture and the thread's log sink.
+type CapturedLines = Rc<RefCell<Vec<(Level, String)>>>;
+
 thread_local! {
     static MOCK: RefCell<Option<MockHttp>> = const { RefCell::new(None) };
-    static LOGS: RefCell<Option<Rc<RefCell<Vec<(Level, String)>>>>> = const { RefCell::new(None) };
+    static LOGS: RefCell<Option<CapturedLines>> = const { RefCell::new(None) };
 }
 
 impl MockHttp {
@@ -152,8 +155,8 @@ pub(crate) fn dispatch(request: Request) -> Result<Response, HttpError> {
 #[derive(Debug)]
 #[must_use = "logs are captured only while the capture is alive"]
 pub struct LogCapture {
-    lines: Rc<RefCell<Vec<(Level, String)>>>,
-    previous: Option<Rc<RefCell<Vec<(Level, String)>>>>,
+    lines: CapturedLines,
+    previous: Option<CapturedLines>,
 }
 
 impl LogCapture {

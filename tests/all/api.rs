@@ -598,9 +598,9 @@ fn the_fixture_organisation_is_valid() {
 #[test]
 fn the_readyd_binary_is_built_and_runs() {
     let output = std::process::Command::new(readyd_bin())
-        .arg("version")
+        .arg("--version")
         .output()
-        .expect("run readyd version");
+        .expect("run readyd --version");
     assert!(output.status.success(), "{output:?}");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.starts_with("readyd "), "{stdout}");
@@ -836,5 +836,31 @@ async fn a_lock_refuses_the_gate_and_the_client_exits_1() {
         unknown,
         Err(readyd::http::client::GateError::Refused { status: 404, .. })
     ));
+    daemon.stop().await.unwrap();
+}
+
+/// `readyd gate` as CI runs it: the real binary against a real daemon, judged by exit code.
+#[tokio::test]
+async fn the_gate_command_of_the_binary_exits_0_1_or_2() {
+    let daemon = start_daemon(|_| {}).await;
+    wait_ready(&daemon).await;
+    let bin = readyd_bin();
+    let gate = |id: &'static str, token: &'static str| {
+        let mut command = tokio::process::Command::new(&bin);
+        command
+            .args(["gate", id, "--url", &daemon.url(""), "--token", token])
+            .env_remove("READYD_URL")
+            .env_remove("READYD_TOKEN");
+        async move { command.output().await.expect("run readyd gate") }
+    };
+    let allowed = gate("payments-api", token_for("ci")).await;
+    assert_eq!(allowed.status.code(), Some(0), "{allowed:?}");
+    assert!(String::from_utf8_lossy(&allowed.stdout).contains("payments-api: allowed"));
+    let refused = gate("identity-api", token_for("ci")).await;
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    assert!(String::from_utf8_lossy(&refused.stdout).contains("identity-api: refused"));
+    let error = gate("payments-api", UNKNOWN_TOKEN).await;
+    assert_eq!(error.status.code(), Some(2), "{error:?}");
+    assert!(String::from_utf8_lossy(&error.stderr).contains("401"));
     daemon.stop().await.unwrap();
 }

@@ -777,11 +777,9 @@ async fn scenario(client: Client, addr: SocketAddr, out: PathBuf) {
             ("count-pending-exemptions", "pending_exemptions"),
         ] {
             let shown = text_of(&client, &by_testid(id)).await?;
-            if shown != status[key].to_string() {
-                return Err(format!(
-                    "{id} shows {shown}, /v1/status says {}",
-                    status[key]
-                ));
+            let want = status[key].to_string();
+            if shown != want {
+                return Err(format!("{id} shows {shown}, /v1/status says {want}"));
             }
         }
         Ok(())
@@ -1006,11 +1004,9 @@ async fn dashboard_in_headless_chromium() {
     // local task: the scenario's polling closures are not `Send`, and need not be.
     let local = tokio::task::LocalSet::new();
     let outcome = local
-        .run_until(tokio::task::spawn_local(scenario(
-            client.clone(),
-            addr,
-            out.clone(),
-        )))
+        .run_until(async {
+            tokio::task::spawn_local(scenario(client.clone(), addr, out.clone())).await
+        })
         .await;
     if outcome.is_err() {
         // What the page looked like when it went wrong.

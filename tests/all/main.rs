@@ -2,4 +2,5 @@
 mod api;
 mod automation;
 mod dashboard;
+mod engine;
 mod plugins;

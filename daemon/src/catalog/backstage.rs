@@ -91,7 +91,8 @@ pub(super) fn to_entity(doc: &Value) -> Result<Option<Entity>, Vec<Fault>> {
         Some(kind) => kind,
         None => match spec.and_then(|s| s.get("type")) {
             None | Some(Value::Null) => "component".to_owned(),
-            Some(Value::String(t)) if !t.is_empty() => t.clone(),
+            Some(Value::String(t)) if t.is_empty() => "component".to_owned(),
+            Some(Value::String(t)) => t.clone(),
             Some(other) => {
                 faults.push(Fault::at_key(
                     "type",
@@ -203,7 +204,8 @@ fn tier(metadata: Option<&JsonObject>) -> Result<Option<u8>, Fault> {
     }
 }
 
-/// `group:default/payments` → `payments`; `group:platform/sre` → `platform/sre`; `user:jane` stays.
+/// `group:default/payments` → `payments`; `group:platform/sre` → `platform/sre`;
+/// `user:jane` stays.
 fn owner_team(owner: &str) -> String {
     let owner = owner.trim();
     let without_kind = match owner.split_once(':') {

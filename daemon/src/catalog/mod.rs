@@ -286,24 +286,31 @@ fn parse_located(path: &Path, text: &str) -> (Vec<LocatedEntity>, Vec<CatalogErr
                 let line = cursor.locate(text, "name", backstage::name(doc));
                 match backstage::to_entity(doc) {
                     Ok(Some(entity)) => {
-                        check_entity(path, text, line, &entity, &mut errors);
-                        entities.push(LocatedEntity { entity, line });
+                        if check_entity(path, text, line, &entity, &mut errors) {
+                            entities.push(LocatedEntity { entity, line });
+                        }
                     }
                     Ok(None) => {}
                     Err(faults) => {
                         let id = backstage::name(doc).map(str::to_owned);
-                        errors.extend(faults.into_iter().map(|f| invalid(path, text, line, &id, f)));
+                        let located = faults
+                            .into_iter()
+                            .map(|f| invalid(path, text, line, &id, f));
+                        errors.extend(located);
                     }
                 }
             }
-            Value::Object(map) if map.contains_key("apiVersion") => errors.push(CatalogError::Syntax {
-                file: path.to_owned(),
-                line: cursor.document_line(text),
-                message: format!(
-                    "unsupported apiVersion {} (readyd reads its own form and backstage.io/… documents)",
-                    map["apiVersion"]
-                ),
-            }),
+            Value::Object(map) if map.contains_key("apiVersion") => {
+                errors.push(CatalogError::Syntax {
+                    file: path.to_owned(),
+                    line: cursor.document_line(text),
+                    message: format!(
+                        "unsupported apiVersion {} (readyd reads its own form and \
+                         backstage.io/… documents)",
+                        map["apiVersion"]
+                    ),
+                })
+            }
             Value::Object(_) => match RawEntity::deserialize(doc) {
                 Ok(raw) => {
                     let line = cursor.locate(text, "identifier", Some(&raw.identifier));

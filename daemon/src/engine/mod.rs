@@ -193,7 +193,8 @@ impl Engine {
         }
         // Waiting for the ops lock means no mutation is half done.
         let _guard = self.inner.ops.lock().await;
-        if let Err(err) = self.inner.writer.flush().await {
+        // Stop the writer: it commits what is queued, flushes, and releases the file.
+        if let Err(err) = self.inner.writer.clone().shutdown().await {
             tracing::error!(error = %err, "final flush of the store failed");
         }
     }

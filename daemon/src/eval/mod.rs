@@ -188,11 +188,12 @@ pub fn evaluate_scorecard(input: &EvalInput<'_>, scorecard: &Scorecard) -> Optio
     let (mut weight_passed, mut weight_applicable) = (0f64, 0f64);
     for (i, rule) in scorecard.rules.iter().enumerate() {
         let (mut status, mut message, details) = rule_status(input, &s, scorecard, rule);
-        if status.is_applicable() && !status.counts_as_passed() {
-            if let Some(ex) = covering_exemption(input, scorecard, rule) {
-                message = Some(exempt_message(ex, status, message.as_deref()));
-                status = RuleStatus::Exempt;
-            }
+        if status.is_applicable()
+            && !status.counts_as_passed()
+            && let Some(ex) = covering_exemption(input, scorecard, rule)
+        {
+            message = Some(exempt_message(ex, status, message.as_deref()));
+            status = RuleStatus::Exempt;
         }
         if status.is_applicable() {
             applicable += 1;

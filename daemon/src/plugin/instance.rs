@@ -403,9 +403,12 @@ impl Plugin {
             bindings::Status::Warn => RuleStatus::Warn,
             bindings::Status::NotApplicable => RuleStatus::NotApplicable,
         };
+        let message = outcome
+            .message
+            .map(|m| self.spec.redact(m.into()).into_owned());
         Ok(CheckOutcome {
             status,
-            message: outcome.message,
+            message,
             details,
         })
     }
@@ -502,7 +505,10 @@ impl Plugin {
         self.settle(&mut store, init)?
             .map_err(|e| PluginError::Init {
                 plugin: self.name().to_string(),
-                reason: describe_guest_error(e),
+                reason: self
+                    .spec
+                    .redact(describe_guest_error(e).into())
+                    .into_owned(),
             })?;
         Ok(Session { store, bound })
     }
@@ -558,14 +564,20 @@ impl Plugin {
         tracing::debug!(plugin = %self.name(), error = ?error, "plugin call failed");
         Err(PluginError::Trap {
             plugin: plugin(),
-            reason: error.root_cause().to_string(),
+            reason: self
+                .spec
+                .redact(error.root_cause().to_string().into())
+                .into_owned(),
         })
     }
 
     fn guest_error(&self, error: bindings::PluginError) -> PluginError {
         PluginError::Plugin {
             plugin: self.name().to_string(),
-            error: describe_guest_error(error),
+            error: self
+                .spec
+                .redact(describe_guest_error(error).into())
+                .into_owned(),
         }
     }
 

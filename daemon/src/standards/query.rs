@@ -49,7 +49,8 @@ pub struct Query {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum QueryNode {
-    Condition(Condition),
+    /// Boxed: a compiled condition is large, a nested query small.
+    Condition(Box<Condition>),
     Query(Query),
 }
 
@@ -262,7 +263,8 @@ impl PropertyPath {
                 "tier" => PathTarget::Tier,
                 _ => {
                     return Err(format!(
-                        "unknown built-in property `{raw}` (known: $identifier, $title, $kind, $team, $tier)"
+                        "unknown built-in property `{raw}` \
+                         (known: $identifier, $title, $kind, $team, $tier)"
                     ));
                 }
             };
@@ -504,8 +506,8 @@ impl Preset {
 /// A finite number written as a string (`"3"`, `" 2.5 "`), as comparisons read it.
 pub(crate) fn parse_number(s: &str) -> Option<f64> {
     let t = s.trim();
-    // Only plain decimal numbers: Rust also parses "inf", "NaN" and "1e5", which no one means as
-    // a version, date or name.
+    // Only decimal numbers (with an optional exponent): Rust also parses "inf" and "NaN", which
+    // in a property are words, not numbers.
     let plain = !t.is_empty()
         && t.bytes()
             .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'))
@@ -580,7 +582,8 @@ impl<'de> Deserialize<'de> for RawNode {
         let nested = f.combinator.is_some() || f.conditions.is_some();
         match (leaf, nested) {
             (true, true) => Err(D::Error::custom(
-                "a condition is either {property, operator, value} or a nested {combinator, conditions}, not both",
+                "a condition is either {property, operator, value} \
+                 or a nested {combinator, conditions}, not both",
             )),
             (false, true) => Ok(RawNode::Query(RawQuery {
                 combinator: f
@@ -669,7 +672,7 @@ fn compile_into(raw: &RawQuery, at: &str, faults: &mut Vec<QueryFault>) -> Query
                 operator,
                 value,
             } => match compile_condition(property, operator, value.as_ref()) {
-                Ok(c) => conditions.push(QueryNode::Condition(c)),
+                Ok(c) => conditions.push(QueryNode::Condition(Box::new(c))),
                 Err(message) => faults.push(QueryFault {
                     at: here,
                     operator: Some(operator.clone()),

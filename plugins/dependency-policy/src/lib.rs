@@ -71,11 +71,7 @@ impl Check for DependencyPolicy {
                 Some(ecosystem) => format!("{} {version} ({ecosystem})", dependency.name),
                 None => format!("{} {version}", dependency.name),
             };
-            if settings
-                .deny
-                .iter()
-                .any(|denied| *denied == dependency.name)
-            {
+            if settings.deny.contains(&dependency.name) {
                 offenders.push(format!("{label} is denied"));
             }
             for (_, text, requirement) in

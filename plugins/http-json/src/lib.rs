@@ -142,10 +142,8 @@ impl HttpJson {
     fn extract(&self, body: &Value) -> Value {
         let mut facts = Map::new();
         facts.insert("found".into(), Value::Bool(true));
-        if self.facts.is_empty() {
-            if let Value::Object(all) = body {
-                facts.extend(all.clone());
-            }
+        if let (true, Value::Object(all)) = (self.facts.is_empty(), body) {
+            facts.extend(all.clone());
         }
         for (name, pointer) in &self.facts {
             if let Some(value) = body.pointer(pointer) {

@@ -83,12 +83,12 @@ impl DataSource for Prometheus {
                 "queries must name at least one query",
             ));
         }
-        if let Some(objective) = settings.slo_objective {
-            if !(objective > 0.0 && objective < 100.0) {
-                return Err(PluginError::invalid_config(format!(
-                    "slo_objective {objective} must be a percentage between 0 and 100, like 99.9"
-                )));
-            }
+        if let Some(objective) = settings.slo_objective
+            && !(objective > 0.0 && objective < 100.0)
+        {
+            return Err(PluginError::invalid_config(format!(
+                "slo_objective {objective} must be a percentage between 0 and 100, like 99.9"
+            )));
         }
         let bearer = match &settings.bearer_secret {
             None => None,

@@ -229,6 +229,9 @@ fn scan(dir: &Path) -> Value {
     facts
 }
 
+/// Reads one lockfile's or manifest's text.
+type DependencyParser = fn(&str) -> Result<Vec<Dependency>, String>;
+
 /// Dependencies from every lockfile or manifest the checkout has, deduplicated and sorted, plus
 /// the reasons of the files that could not be read.
 fn read_dependencies(
@@ -237,7 +240,7 @@ fn read_dependencies(
 ) -> (Vec<Dependency>, Vec<String>) {
     let mut dependencies = Vec::new();
     let mut errors = Vec::new();
-    let sources: [(&str, fn(&str) -> Result<Vec<Dependency>, String>); 4] = [
+    let sources: [(&str, DependencyParser); 4] = [
         ("Cargo.lock", dependencies::parse_cargo_lock),
         ("package-lock.json", dependencies::parse_package_lock),
         ("go.mod", |t| Ok(dependencies::parse_go_mod(t))),

@@ -48,12 +48,12 @@ impl Check for SloBudget {
                 settings.warn_below
             )));
         }
-        if let Some(objective) = settings.objective {
-            if !(objective > 0.0 && objective < 100.0) {
-                return Err(PluginError::invalid_config(format!(
-                    "objective {objective} must be a percentage between 0 and 100, like 99.9"
-                )));
-            }
+        if let Some(objective) = settings.objective
+            && !(objective > 0.0 && objective < 100.0)
+        {
+            return Err(PluginError::invalid_config(format!(
+                "objective {objective} must be a percentage between 0 and 100, like 99.9"
+            )));
         }
         let source = settings.source.as_str();
         let Some(budget) = budget(facts, source, settings.objective) else {
