@@ -50,7 +50,9 @@ impl Http {
         token: Option<&str>,
         body: Option<&Value>,
     ) -> anyhow::Result<(StatusCode, Bytes)> {
-        let mut request = Request::builder().method(method).uri(format!("{}{path}", self.base));
+        let mut request = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base));
         if let Some(token) = token {
             request = request.header("authorization", format!("Bearer {token}"));
         }
@@ -86,7 +88,10 @@ impl Http {
     pub async fn get_text(&self, path: &str) -> anyhow::Result<String> {
         let (status, body) = self.send(Method::GET, path, None, None).await?;
         if !status.is_success() {
-            return Err(anyhow!("GET {path}: {status}: {}", String::from_utf8_lossy(&body)));
+            return Err(anyhow!(
+                "GET {path}: {status}: {}",
+                String::from_utf8_lossy(&body)
+            ));
         }
         Ok(String::from_utf8_lossy(&body).into_owned())
     }
@@ -94,14 +99,19 @@ impl Http {
     /// `POST path` with a JSON body and a bearer token → JSON; a status other than 2xx is an
     /// error with the body.
     pub async fn post_json(&self, path: &str, token: &str, body: &Value) -> anyhow::Result<Value> {
-        let (status, answer) = self.send(Method::POST, path, Some(token), Some(body)).await?;
+        let (status, answer) = self
+            .send(Method::POST, path, Some(token), Some(body))
+            .await?;
         json_answer(path, status, &answer)
     }
 }
 
 fn json_answer(path: &str, status: StatusCode, body: &[u8]) -> anyhow::Result<Value> {
     if !status.is_success() {
-        return Err(anyhow!("{path}: {status}: {}", String::from_utf8_lossy(body)));
+        return Err(anyhow!(
+            "{path}: {status}: {}",
+            String::from_utf8_lossy(body)
+        ));
     }
     serde_json::from_slice(body).with_context(|| format!("{path}: the answer is not JSON"))
 }
@@ -123,7 +133,12 @@ pub struct LoadRun {
 }
 
 /// Sends `GET paths[i % paths.len()]` at `rate` per second for `duration`.
-pub async fn open_loop(http: &Http, paths: Arc<Vec<String>>, rate: f64, duration: Duration) -> LoadRun {
+pub async fn open_loop(
+    http: &Http,
+    paths: Arc<Vec<String>>,
+    rate: f64,
+    duration: Duration,
+) -> LoadRun {
     let interval = Duration::from_secs_f64(1.0 / rate);
     let total = (duration.as_secs_f64() * rate) as usize;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Option<Duration>>();

@@ -146,7 +146,8 @@ impl DaemonChild {
     /// Writes the config, spawns `readyd-bench daemon` and waits until it listens.
     pub async fn spawn(setup: &DaemonSetup) -> anyhow::Result<DaemonChild> {
         let config = setup.dir.join("readyd.toml");
-        std::fs::write(&config, setup.config_text()).with_context(|| format!("writing {}", config.display()))?;
+        std::fs::write(&config, setup.config_text())
+            .with_context(|| format!("writing {}", config.display()))?;
         let log = setup.dir.join("daemon.log");
         let log_file = std::fs::File::create(&log)?;
         let exe = std::env::current_exe().context("locating the harness binary")?;
@@ -161,7 +162,9 @@ impl DaemonChild {
             .kill_on_drop(true)
             .spawn()
             .context("spawning the daemon")?;
-        let pid = child.id().ok_or_else(|| anyhow!("the daemon exited at once"))?;
+        let pid = child
+            .id()
+            .ok_or_else(|| anyhow!("the daemon exited at once"))?;
         let stdout = child.stdout.take().expect("piped stdout");
         let mut lines = BufReader::new(stdout).lines();
         let first = tokio::time::timeout(Duration::from_secs(300), lines.next_line()).await;
@@ -205,7 +208,9 @@ impl DaemonChild {
             }
             Err(_) => {
                 self.child.kill().await?;
-                Err(anyhow!("the daemon did not stop within 30 s of its input closing"))
+                Err(anyhow!(
+                    "the daemon did not stop within 30 s of its input closing"
+                ))
             }
         }
     }
@@ -229,18 +234,21 @@ impl Receiver {
             while let Ok((stream, _)) = listener.accept().await {
                 let recorded = recorded.clone();
                 tokio::spawn(async move {
-                    let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-                        let recorded = recorded.clone();
-                        async move {
-                            let path = request.uri().path().to_owned();
-                            let _ = request.into_body().collect().await;
-                            recorded
-                                .lock()
-                                .unwrap_or_else(|e| e.into_inner())
-                                .push((path, Instant::now()));
-                            Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from_static(b"ok"))))
-                        }
-                    });
+                    let service =
+                        service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                            let recorded = recorded.clone();
+                            async move {
+                                let path = request.uri().path().to_owned();
+                                let _ = request.into_body().collect().await;
+                                recorded
+                                    .lock()
+                                    .unwrap_or_else(|e| e.into_inner())
+                                    .push((path, Instant::now()));
+                                Ok::<_, Infallible>(hyper::Response::new(Full::new(
+                                    Bytes::from_static(b"ok"),
+                                )))
+                            }
+                        });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
@@ -280,7 +288,9 @@ mod tests {
         };
         let file = dir.path().join("readyd.toml");
         std::fs::write(&file, setup.config_text()).unwrap();
-        let config = readyd::config::Config::load(Some(&file), &BTreeMap::new(), &Default::default()).unwrap();
+        let config =
+            readyd::config::Config::load(Some(&file), &BTreeMap::new(), &Default::default())
+                .unwrap();
         assert!(config.watch.enabled);
         assert_eq!(config.tokens.len(), 2 + TEAMS);
         assert_eq!(config.routes[0].scorecards, vec!["canary".to_owned()]);

@@ -59,9 +59,23 @@ impl Plan {
                 eval_runs: 5,
                 pass_runs: 3,
                 wasm_runs: 2,
-                plugin: plugins::PluginRuns { cold: 1, cached: 3, rounds: 3, calls: 2_000 },
-                engine: engine::EngineRuns { starts: 1, rounds: 2, incremental: 10 },
-                api: api::ApiRuns { runs: 1, duration: Duration::from_secs(2), exemptions: 5, wrk: false },
+                plugin: plugins::PluginRuns {
+                    cold: 1,
+                    cached: 3,
+                    rounds: 3,
+                    calls: 2_000,
+                },
+                engine: engine::EngineRuns {
+                    starts: 1,
+                    rounds: 2,
+                    incremental: 10,
+                },
+                api: api::ApiRuns {
+                    runs: 1,
+                    duration: Duration::from_secs(2),
+                    exemptions: 5,
+                    wrk: false,
+                },
                 swaps: 3,
             }
         } else {
@@ -70,9 +84,23 @@ impl Plan {
                 eval_runs: 15,
                 pass_runs: 10,
                 wasm_runs: 5,
-                plugin: plugins::PluginRuns { cold: 3, cached: 10, rounds: 10, calls: 20_000 },
-                engine: engine::EngineRuns { starts: 3, rounds: 6, incremental: 50 },
-                api: api::ApiRuns { runs: 3, duration: Duration::from_secs(5), exemptions: 20, wrk: options.wrk },
+                plugin: plugins::PluginRuns {
+                    cold: 3,
+                    cached: 10,
+                    rounds: 10,
+                    calls: 20_000,
+                },
+                engine: engine::EngineRuns {
+                    starts: 3,
+                    rounds: 6,
+                    incremental: 50,
+                },
+                api: api::ApiRuns {
+                    runs: 3,
+                    duration: Duration::from_secs(5),
+                    exemptions: 20,
+                    wrk: options.wrk,
+                },
                 swaps: 10,
             }
         }
@@ -84,10 +112,16 @@ fn unmeasured(title: &str, targets: &[(&str, &str)], why: &anyhow::Error) -> Sec
     let reason = format!("{why:#}");
     let mut section = Section::new(title, "");
     for (what, target) in targets {
-        section.rows.push(Row::not_measured(what, target, reason.clone()));
+        section
+            .rows
+            .push(Row::not_measured(what, target, reason.clone()));
     }
     if targets.is_empty() {
-        section.rows.push(Row::not_measured("every measurement of this area", "–", reason));
+        section.rows.push(Row::not_measured(
+            "every measurement of this area",
+            "–",
+            reason,
+        ));
     }
     section
 }
@@ -107,7 +141,12 @@ fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
 }
 
 /// Whether `peer` gives readyd's answers; if not, the failure names examples.
-fn check(readyd: &peers::Matrix, name: &str, peer: &peers::Matrix, failures: &mut Vec<String>) -> anyhow::Result<bool> {
+fn check(
+    readyd: &peers::Matrix,
+    name: &str,
+    peer: &peers::Matrix,
+    failures: &mut Vec<String>,
+) -> anyhow::Result<bool> {
     let found = peers::disagreements(readyd, peer)?;
     if found.is_empty() {
         return Ok(true);
@@ -115,7 +154,14 @@ fn check(readyd: &peers::Matrix, name: &str, peer: &peers::Matrix, failures: &mu
     let examples: Vec<String> = found
         .iter()
         .take(5)
-        .map(|d| format!("{} {} (readyd: {})", d.entity, d.rule, if d.readyd { "pass" } else { "fail" }))
+        .map(|d| {
+            format!(
+                "{} {} (readyd: {})",
+                d.entity,
+                d.rule,
+                if d.readyd { "pass" } else { "fail" }
+            )
+        })
         .collect();
     failures.push(format!(
         "{name} disagrees with readyd on {} (entity, rule) pairs, e.g. {}",
@@ -126,12 +172,25 @@ fn check(readyd: &peers::Matrix, name: &str, peer: &peers::Matrix, failures: &mu
 }
 
 /// The peer comparison: answers first, then rates.
-fn peers(org: &Org, runs: usize, node: bool, failures: &mut Vec<String>) -> anyhow::Result<(Vec<PeerRow>, Vec<String>)> {
+fn peers(
+    org: &Org,
+    runs: usize,
+    node: bool,
+    failures: &mut Vec<String>,
+) -> anyhow::Result<(Vec<PeerRow>, Vec<String>)> {
     let set = peers::shared_rule_set();
     let evaluations = (org.entities.len() * set.len()) as f64;
-    let rate = |times: &[Duration]| Samples::from_values(times.iter().map(|t| evaluations / t.as_secs_f64()));
-    let (matrix, times) = peers::readyd_matrix(&org.standards_peer, &set, &org.entities, &org.facts, runs)?;
-    let mut rows = vec![PeerRow { engine: "readyd (`eval::evaluate_entity`)".into(), rate: rate(&times), agrees: None, skipped: None }];
+    let rate = |times: &[Duration]| {
+        Samples::from_values(times.iter().map(|t| evaluations / t.as_secs_f64()))
+    };
+    let (matrix, times) =
+        peers::readyd_matrix(&org.standards_peer, &set, &org.entities, &org.facts, runs)?;
+    let mut rows = vec![PeerRow {
+        engine: "readyd (`eval::evaluate_entity`)".into(),
+        rate: rate(&times),
+        agrees: None,
+        skipped: None,
+    }];
     let mut notes = vec![format!(
         "Shared rule set: 5 scorecards × 10 rules = {} rule evaluations per pass over {} entities; \
          operators `=`, `!=`, `<`, `<=`, `>`, `>=`, `in`, `notIn`, `contains` (list membership) \
@@ -152,28 +211,62 @@ fn peers(org: &Org, runs: usize, node: bool, failures: &mut Vec<String>) -> anyh
     match rego::run(&set, &inputs, &matrix, runs) {
         Ok(run) => {
             let agrees = check(&matrix, "regorus", &run.matrix, failures)?;
-            rows.push(PeerRow { engine: "regorus 0.14 (Rego interpreter, Rust)".into(), rate: rate(&run.times), agrees: Some(agrees), skipped: None });
+            rows.push(PeerRow {
+                engine: "regorus 0.14 (Rego interpreter, Rust)".into(),
+                rate: rate(&run.times),
+                agrees: Some(agrees),
+                skipped: None,
+            });
         }
         Err(e) => {
-            failures.push(format!("regorus could not evaluate the shared rule set: {e:#}"));
-            rows.push(PeerRow { engine: "regorus".into(), rate: Samples::new(), agrees: None, skipped: Some(format!("{e:#}")) });
+            failures.push(format!(
+                "regorus could not evaluate the shared rule set: {e:#}"
+            ));
+            rows.push(PeerRow {
+                engine: "regorus".into(),
+                rate: Samples::new(),
+                agrees: None,
+                skipped: Some(format!("{e:#}")),
+            });
         }
     }
 
-    let unavailable = if node { jre::unavailable() } else { Some("skipped (`--no-node`)".into()) };
+    let unavailable = if node {
+        jre::unavailable()
+    } else {
+        Some("skipped (`--no-node`)".into())
+    };
     match unavailable {
-        Some(why) => rows.push(PeerRow { engine: "json-rules-engine (node)".into(), rate: Samples::new(), agrees: None, skipped: Some(why) }),
+        Some(why) => rows.push(PeerRow {
+            engine: "json-rules-engine (node)".into(),
+            rate: Samples::new(),
+            agrees: None,
+            skipped: Some(why),
+        }),
         None => match jre::run(&org.dirs.peers, &matrix, runs) {
             Ok(run) => {
                 let agrees = check(&matrix, "json-rules-engine", &run.matrix, failures)?;
                 if run.evaluations as f64 != evaluations {
-                    return Err(anyhow!("bench.js evaluated {} rules per pass, expected {evaluations}", run.evaluations));
+                    return Err(anyhow!(
+                        "bench.js evaluated {} rules per pass, expected {evaluations}",
+                        run.evaluations
+                    ));
                 }
-                rows.push(PeerRow { engine: run.label, rate: rate(&run.times), agrees: Some(agrees), skipped: None });
+                rows.push(PeerRow {
+                    engine: run.label,
+                    rate: rate(&run.times),
+                    agrees: Some(agrees),
+                    skipped: None,
+                });
             }
             Err(e) => {
                 failures.push(format!("json-rules-engine could not run: {e:#}"));
-                rows.push(PeerRow { engine: "json-rules-engine (node)".into(), rate: Samples::new(), agrees: None, skipped: Some(format!("{e:#}")) });
+                rows.push(PeerRow {
+                    engine: "json-rules-engine (node)".into(),
+                    rate: Samples::new(),
+                    agrees: None,
+                    skipped: Some(format!("{e:#}")),
+                });
             }
         },
     }
@@ -200,8 +293,18 @@ pub fn run(options: &Options) -> anyhow::Result<Report> {
         (None, Some(t)) => t.path().to_owned(),
         _ => unreachable!("one of the two is set"),
     };
-    eprintln!("readyd-bench: generating {} entities in {}", options.entities, work.display());
-    let org = Arc::new(Org::generate(OrgSpec { entities: options.entities, seed: options.seed }, &work.join("org"))?);
+    eprintln!(
+        "readyd-bench: generating {} entities in {}",
+        options.entities,
+        work.display()
+    );
+    let org = Arc::new(Org::generate(
+        OrgSpec {
+            entities: options.entities,
+            seed: options.seed,
+        },
+        &work.join("org"),
+    )?);
     let mut failures = Vec::new();
     let mut sections = Vec::new();
 
@@ -219,17 +322,26 @@ pub fn run(options: &Options) -> anyhow::Result<Report> {
     std::fs::copy(&seeded, &pass_store)?;
     let expected_results = match evaluation::full_pass(&org, &pass_store, plan.pass_runs) {
         Ok((mut section, results)) => {
-            section.notes.push(format!("Seeding the store took {} s.", fmt_num(seed_time.as_secs_f64())));
+            section.notes.push(format!(
+                "Seeding the store took {} s.",
+                fmt_num(seed_time.as_secs_f64())
+            ));
             sections.push(section);
             Some(results.len())
         }
         Err(e) => {
-            sections.push(unmeasured("Full pass with commit (evaluator + store)", &[("full pass, commit included", "< 1 s")], &e));
+            sections.push(unmeasured(
+                "Full pass with commit (evaluator + store)",
+                &[("full pass, commit included", "< 1 s")],
+                &e,
+            ));
             None
         }
     };
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let manifests = work.join("plugin-manifests");
     std::fs::create_dir_all(&manifests)?;
     plugins::write_manifests(&manifests)?;
@@ -310,15 +422,30 @@ pub fn run(options: &Options) -> anyhow::Result<Report> {
     })
 }
 
-const API_TARGETS: [(&str, &str); 2] = [("GET /v1/gate/{id} p99 at 5,000 req/s", "< 2 ms"), ("daemon RSS", "< 300 MB")];
+const API_TARGETS: [(&str, &str); 2] = [
+    ("GET /v1/gate/{id} p99 at 5,000 req/s", "< 2 ms"),
+    ("daemon RSS", "< 300 MB"),
+];
 const RELOAD_TARGETS: [(&str, &str); 3] = [
-    ("scorecard replaced → in force for every entity", "< 1000 ms"),
-    ("plugin build replaced → in force for every entity", "< 1000 ms"),
+    (
+        "scorecard replaced → in force for every entity",
+        "< 1000 ms",
+    ),
+    (
+        "plugin build replaced → in force for every entity",
+        "< 1000 ms",
+    ),
     ("failed API requests during the swaps", "0"),
 ];
 
 /// The child daemon's measurements; every failure becomes rows saying why.
-async fn daemon_phase(org: &Arc<Org>, work: &Path, data: &Path, plan: Plan, sections: &mut Vec<Section>) {
+async fn daemon_phase(
+    org: &Arc<Org>,
+    work: &Path,
+    data: &Path,
+    plan: Plan,
+    sections: &mut Vec<Section>,
+) {
     let dir = work.join("daemon");
     let prepared = async {
         std::fs::create_dir_all(&dir)?;
@@ -337,15 +464,26 @@ async fn daemon_phase(org: &Arc<Org>, work: &Path, data: &Path, plan: Plan, sect
         std::fs::create_dir_all(&setup.plugins)?;
         let noop = plugins::artifact("fixture-noop-check")?;
         std::fs::copy(&noop, setup.plugins.join("noop-check-v0.wasm"))?;
-        std::fs::write(setup.plugins.join("noop-check.toml"), reload::noop_manifest(0))?;
+        std::fs::write(
+            setup.plugins.join("noop-check.toml"),
+            reload::noop_manifest(0),
+        )?;
         let child = DaemonChild::spawn(&setup).await?;
         Ok::<_, anyhow::Error>((receiver, setup, child, noop))
     };
     let (receiver, setup, child, noop) = match prepared.await {
         Ok(x) => x,
         Err(e) => {
-            sections.push(unmeasured("HTTP API (child daemon, loopback)", &API_TARGETS, &e));
-            sections.push(unmeasured("Hot reload (child daemon, file watching)", &RELOAD_TARGETS, &e));
+            sections.push(unmeasured(
+                "HTTP API (child daemon, loopback)",
+                &API_TARGETS,
+                &e,
+            ));
+            sections.push(unmeasured(
+                "Hot reload (child daemon, file watching)",
+                &RELOAD_TARGETS,
+                &e,
+            ));
             sections.push(unmeasured("Automation", &[], &e));
             return;
         }
@@ -366,14 +504,22 @@ async fn daemon_phase(org: &Arc<Org>, work: &Path, data: &Path, plan: Plan, sect
         }
     };
     if let Err(e) = ready.await {
-        sections.push(unmeasured("HTTP API (child daemon, loopback)", &API_TARGETS, &e));
+        sections.push(unmeasured(
+            "HTTP API (child daemon, loopback)",
+            &API_TARGETS,
+            &e,
+        ));
         let _ = child.stop().await;
         return;
     }
     eprintln!("readyd-bench: daemon: API load");
     match api::measure(&http, &child, org, plan.api).await {
         Ok(s) => sections.push(s),
-        Err(e) => sections.push(unmeasured("HTTP API (child daemon, loopback)", &API_TARGETS, &e)),
+        Err(e) => sections.push(unmeasured(
+            "HTTP API (child daemon, loopback)",
+            &API_TARGETS,
+            &e,
+        )),
     }
     eprintln!("readyd-bench: daemon: exemptions");
     match api::exemptions(&http, org, plan.api.exemptions).await {
@@ -391,16 +537,29 @@ async fn daemon_phase(org: &Arc<Org>, work: &Path, data: &Path, plan: Plan, sect
     };
     match reload::measure(&http, &reload_setup, plan.swaps).await {
         Ok(s) => sections.push(s),
-        Err(e) => sections.push(unmeasured("Hot reload (child daemon, file watching)", &RELOAD_TARGETS, &e)),
+        Err(e) => sections.push(unmeasured(
+            "Hot reload (child daemon, file watching)",
+            &RELOAD_TARGETS,
+            &e,
+        )),
     }
     eprintln!("readyd-bench: daemon: automation");
-    match automation::measure(&http, &receiver, &setup.standards, org.entities.len(), org.degraded_group_size()).await {
+    match automation::measure(
+        &http,
+        &receiver,
+        &setup.standards,
+        org.entities.len(),
+        org.degraded_group_size(),
+    )
+    .await
+    {
         Ok(s) => sections.push(s),
         Err(e) => sections.push(unmeasured("Automation", &[], &e)),
     }
-    if let Err(e) = child.stop().await {
-        if let Some(last) = sections.last_mut() {
-            last.notes.push(format!("The daemon did not stop cleanly: {e:#}"));
-        }
+    if let Err(e) = child.stop().await
+        && let Some(last) = sections.last_mut()
+    {
+        last.notes
+            .push(format!("The daemon did not stop cleanly: {e:#}"));
     }
 }

@@ -8,7 +8,10 @@ use clap::{Parser, Subcommand};
 use readyd_bench::harness::{self, Options};
 
 #[derive(Parser)]
-#[command(name = "readyd-bench", about = "Measures readyd against its targets and its peers; writes BENCHMARKS.md.")]
+#[command(
+    name = "readyd-bench",
+    about = "Measures readyd against its targets and its peers; writes BENCHMARKS.md."
+)]
 struct Cli {
     /// Entities in the generated organisation (default 10,000; 1,000 with --quick).
     #[arg(long)]
@@ -67,7 +70,10 @@ fn main() -> ExitCode {
     let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let out = cli.out.clone().unwrap_or_else(|| {
         if cli.quick {
-            workspace.join("target").join("readyd-bench").join("BENCHMARKS-quick.md")
+            workspace
+                .join("target")
+                .join("readyd-bench")
+                .join("BENCHMARKS-quick.md")
         } else {
             workspace.join("BENCHMARKS.md")
         }
@@ -79,7 +85,9 @@ fn main() -> ExitCode {
             .join(" ")
     });
     let options = Options {
-        entities: cli.entities.unwrap_or(if cli.quick { 1_000 } else { 10_000 }),
+        entities: cli
+            .entities
+            .unwrap_or(if cli.quick { 1_000 } else { 10_000 }),
         quick: cli.quick,
         seed: cli.seed,
         node: !cli.no_node,

@@ -96,9 +96,30 @@ pub struct Org {
 }
 
 const WORDS: [&str; 24] = [
-    "payments", "billing", "search", "identity", "checkout", "ledger", "catalog", "orders",
-    "shipping", "pricing", "ranking", "profile", "notify", "gateway", "metrics", "events",
-    "fraud", "reports", "inventory", "media", "auth", "session", "cart", "reviews",
+    "payments",
+    "billing",
+    "search",
+    "identity",
+    "checkout",
+    "ledger",
+    "catalog",
+    "orders",
+    "shipping",
+    "pricing",
+    "ranking",
+    "profile",
+    "notify",
+    "gateway",
+    "metrics",
+    "events",
+    "fraud",
+    "reports",
+    "inventory",
+    "media",
+    "auth",
+    "session",
+    "cart",
+    "reviews",
 ];
 const LANGUAGES: [&str; 6] = ["rust", "go", "java", "python", "typescript", "kotlin"];
 const TAGS: [&str; 5] = ["pci", "customer-facing", "internal", "batch", "gdpr"];
@@ -109,16 +130,28 @@ fn team_name(k: usize) -> String {
 }
 
 fn date_before(days: i64) -> String {
-    (reference_time() - Duration::days(days)).format("%Y-%m-%d").to_string()
+    (reference_time() - Duration::days(days))
+        .format("%Y-%m-%d")
+        .to_string()
 }
 
 /// One entity and its facts (`None`: the source has nothing on it).
 fn generate_entity(i: usize, rng: &mut Rng) -> (Entity, [Option<JsonObject>; 3]) {
     let word = WORDS[i % WORDS.len()];
-    let kind = *rng.weighted(&[("service", 0.55), ("api", 0.2), ("library", 0.15), ("website", 0.1)]);
+    let kind = *rng.weighted(&[
+        ("service", 0.55),
+        ("api", 0.2),
+        ("library", 0.15),
+        ("website", 0.1),
+    ]);
     let identifier = format!("{word}-{kind}-{i:05}");
     let team = (!rng.chance(0.03)).then(|| team_name(rng.below(TEAMS as u64) as usize));
-    let tier = *rng.weighted(&[(Some(1u8), 0.1), (Some(2), 0.25), (Some(3), 0.35), (None, 0.3)]);
+    let tier = *rng.weighted(&[
+        (Some(1u8), 0.1),
+        (Some(2), 0.25),
+        (Some(3), 0.35),
+        (None, 0.3),
+    ]);
     let mut p = JsonObject::new();
     p.insert("language".into(), json!(rng.pick(&LANGUAGES)));
     p.insert(
@@ -140,15 +173,27 @@ fn generate_entity(i: usize, rng: &mut Rng) -> (Entity, [Option<JsonObject>; 3])
         },
     );
     if rng.chance(0.8) {
-        p.insert("runbook".into(), json!(format!("https://wiki.example.com/runbooks/{identifier}")));
+        p.insert(
+            "runbook".into(),
+            json!(format!("https://wiki.example.com/runbooks/{identifier}")),
+        );
     } else if rng.chance(0.3) {
-        p.insert("runbook".into(), json!(format!("http://old-wiki/{identifier}")));
+        p.insert(
+            "runbook".into(),
+            json!(format!("http://old-wiki/{identifier}")),
+        );
     }
     if rng.chance(0.85) {
-        p.insert("description".into(), json!(format!("The {word} {kind} of {team_path}.")));
+        p.insert(
+            "description".into(),
+            json!(format!("The {word} {kind} of {team_path}.")),
+        );
     }
     if kind != "library" && rng.chance(0.7) {
-        p.insert("dashboard".into(), json!(format!("https://grafana.example.com/d/{identifier}")));
+        p.insert(
+            "dashboard".into(),
+            json!(format!("https://grafana.example.com/d/{identifier}")),
+        );
     }
     if kind == "api" && rng.chance(0.75) {
         p.insert("api_spec".into(), json!(format!("specs/{identifier}.yaml")));
@@ -171,18 +216,28 @@ fn generate_entity(i: usize, rng: &mut Rng) -> (Entity, [Option<JsonObject>; 3])
 
     let git = rng.chance(0.95).then(|| {
         let mut f = JsonObject::new();
-        f.insert("default_branch".into(), json!(if rng.chance(0.85) { "main" } else { "master" }));
+        f.insert(
+            "default_branch".into(),
+            json!(if rng.chance(0.85) { "main" } else { "master" }),
+        );
         f.insert("has_readme".into(), json!(rng.chance(0.9)));
         f.insert("has_codeowners".into(), json!(rng.chance(0.75)));
         f.insert("has_changelog".into(), json!(rng.chance(0.55)));
         if !rng.chance(0.1) {
             f.insert(
                 "ci_provider".into(),
-                json!(rng.weighted(&[("github-actions", 0.55), ("buildkite", 0.22), ("jenkins", 0.23)])),
+                json!(rng.weighted(&[
+                    ("github-actions", 0.55),
+                    ("buildkite", 0.22),
+                    ("jenkins", 0.23)
+                ])),
             );
         }
         f.insert("last_commit".into(), json!(date_before(rng.int(0, 500))));
-        f.insert("last_dependency_update".into(), json!(date_before(rng.int(0, 400))));
+        f.insert(
+            "last_dependency_update".into(),
+            json!(date_before(rng.int(0, 400))),
+        );
         let vulns = if rng.chance(0.6) {
             0
         } else if rng.chance(0.75) {
@@ -210,7 +265,10 @@ fn generate_entity(i: usize, rng: &mut Rng) -> (Entity, [Option<JsonObject>; 3])
     });
     let pagerduty = (kind != "library" && rng.chance(0.85)).then(|| {
         let mut f = JsonObject::new();
-        f.insert("oncall_count".into(), json!(if rng.chance(0.2) { 0 } else { rng.int(1, 3) }));
+        f.insert(
+            "oncall_count".into(),
+            json!(if rng.chance(0.2) { 0 } else { rng.int(1, 3) }),
+        );
         if rng.chance(0.8) {
             f.insert("escalation_policy".into(), json!(format!("ep-{team_path}")));
         }
@@ -454,10 +512,11 @@ pub fn swapped_documentation(n: usize) -> Value {
         .into_iter()
         .find(|c| c["identifier"] == "documentation")
         .expect("documentation scorecard");
-    card["rules"]
-        .as_array_mut()
-        .expect("rules")
-        .push(rule(&format!("swap-{n}"), "Bronze", one("$identifier", "isNotEmpty", Value::Null)));
+    card["rules"].as_array_mut().expect("rules").push(rule(
+        &format!("swap-{n}"),
+        "Bronze",
+        one("$identifier", "isNotEmpty", Value::Null),
+    ));
     card
 }
 
@@ -468,7 +527,8 @@ pub fn to_yaml(value: &Value) -> anyhow::Result<String> {
 
 fn write(path: &Path, text: &str) -> anyhow::Result<()> {
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
     }
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
@@ -476,7 +536,10 @@ fn write(path: &Path, text: &str) -> anyhow::Result<()> {
 fn write_standards(dir: &Path, cards: &[Value], tiers: Option<&Value>) -> anyhow::Result<()> {
     for card in cards {
         let id = card["identifier"].as_str().expect("identifier");
-        write(&dir.join("scorecards").join(format!("{id}.yaml")), &to_yaml(card)?)?;
+        write(
+            &dir.join("scorecards").join(format!("{id}.yaml")),
+            &to_yaml(card)?,
+        )?;
     }
     if let Some(tiers) = tiers {
         write(&dir.join("tiers.yaml"), &to_yaml(tiers)?)?;
@@ -486,10 +549,13 @@ fn write_standards(dir: &Path, cards: &[Value], tiers: Option<&Value>) -> anyhow
 
 /// Which plugins the generated standards name.
 pub fn plugin_kinds() -> BTreeMap<String, PluginKind> {
-    [("slo-budget", PluginKind::Check), ("noop-check", PluginKind::Check)]
-        .into_iter()
-        .map(|(n, k)| (n.to_owned(), k))
-        .collect()
+    [
+        ("slo-budget", PluginKind::Check),
+        ("noop-check", PluginKind::Check),
+    ]
+    .into_iter()
+    .map(|(n, k)| (n.to_owned(), k))
+    .collect()
 }
 
 fn load_standards(dir: &Path) -> anyhow::Result<Arc<Standards>> {
@@ -497,7 +563,11 @@ fn load_standards(dir: &Path) -> anyhow::Result<Arc<Standards>> {
         .map(Arc::new)
         .map_err(|errors| {
             let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
-            anyhow!("generated standards in {} are invalid:\n{}", dir.display(), lines.join("\n"))
+            anyhow!(
+                "generated standards in {} are invalid:\n{}",
+                dir.display(),
+                lines.join("\n")
+            )
         })
 }
 
@@ -529,7 +599,10 @@ impl Org {
         }
         for (team, entities) in &by_team {
             let value = serde_json::to_value(entities).context("encoding entities")?;
-            write(&dirs.catalog.join(format!("{team}.yaml")), &to_yaml(&value)?)?;
+            write(
+                &dirs.catalog.join(format!("{team}.yaml")),
+                &to_yaml(&value)?,
+            )?;
         }
         for (source, file) in SOURCES.iter().zip(&fact_files) {
             let text = serde_json::to_string(file).context("encoding facts")?;
@@ -538,12 +611,20 @@ impl Org {
 
         let main = main_scorecards();
         write_standards(&dirs.standards, &main, Some(&tiers()))?;
-        write_standards(&dirs.standards_wasm, &wasm_scorecards(&main), Some(&tiers()))?;
+        write_standards(
+            &dirs.standards_wasm,
+            &wasm_scorecards(&main),
+            Some(&tiers()),
+        )?;
         let mut daemon = main.clone();
         daemon.push(canary_scorecard(false));
         write_standards(&dirs.standards_daemon, &daemon, Some(&daemon_tiers()))?;
         let shared = peers::shared_rule_set();
-        write_standards(&dirs.standards_peer, &peers::readyd_scorecards(&shared), None)?;
+        write_standards(
+            &dirs.standards_peer,
+            &peers::readyd_scorecards(&shared),
+            None,
+        )?;
 
         let catalog = catalog::load_dir(&dirs.catalog).map_err(|errors| {
             let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
@@ -575,14 +656,18 @@ impl Org {
     /// The latest facts of an entity (empty when no source has any).
     pub fn facts_of(&self, id: &str) -> &EntityFacts {
         static EMPTY: std::sync::OnceLock<EntityFacts> = std::sync::OnceLock::new();
-        self.facts.get(id).unwrap_or_else(|| EMPTY.get_or_init(EntityFacts::new))
+        self.facts
+            .get(id)
+            .unwrap_or_else(|| EMPTY.get_or_init(EntityFacts::new))
     }
 
     /// The number of entities whose `bench_group` is [`DEGRADED_GROUP`].
     pub fn degraded_group_size(&self) -> usize {
         self.entities
             .iter()
-            .filter(|e| e.properties.get("bench_group").and_then(Value::as_i64) == Some(DEGRADED_GROUP))
+            .filter(|e| {
+                e.properties.get("bench_group").and_then(Value::as_i64) == Some(DEGRADED_GROUP)
+            })
             .count()
     }
 }
@@ -592,12 +677,16 @@ fn load_facts(dir: &Path) -> anyhow::Result<HashMap<String, EntityFacts>> {
     let mut facts: HashMap<String, EntityFacts> = HashMap::new();
     for source in SOURCES {
         let path = dir.join(format!("{source}.json"));
-        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
         let file: JsonObject =
             serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
         for (id, value) in file {
             let Value::Object(object) = value else {
-                return Err(anyhow!("{}: facts of {id} are not an object", path.display()));
+                return Err(anyhow!(
+                    "{}: facts of {id} are not an object",
+                    path.display()
+                ));
             };
             facts.entry(id).or_default().insert(
                 source.to_owned(),
@@ -622,10 +711,18 @@ mod tests {
     fn generation_is_deterministic_and_loads() {
         let a = tempfile::tempdir().unwrap();
         let b = tempfile::tempdir().unwrap();
-        let spec = OrgSpec { entities: 60, seed: 42 };
+        let spec = OrgSpec {
+            entities: 60,
+            seed: 42,
+        };
         let org = Org::generate(spec, a.path()).unwrap();
         Org::generate(spec, b.path()).unwrap();
-        for file in ["catalog/team-00.yaml", "facts/git.json", "standards/scorecards/security.yaml", "peers/policy.rego"] {
+        for file in [
+            "catalog/team-00.yaml",
+            "facts/git.json",
+            "standards/scorecards/security.yaml",
+            "peers/policy.rego",
+        ] {
             assert_eq!(
                 std::fs::read(a.path().join(file)).unwrap(),
                 std::fs::read(b.path().join(file)).unwrap(),

@@ -112,7 +112,12 @@ fn spread(samples: &mut Samples, unit: &str) -> String {
         return "1 run".into();
     }
     let (lo, hi, kind) = samples.spread();
-    format!("{}–{} {unit} ({kind}, {} runs)", fmt_num(lo), fmt_num(hi), samples.len())
+    format!(
+        "{}–{} {unit} ({kind}, {} runs)",
+        fmt_num(lo),
+        fmt_num(hi),
+        samples.len()
+    )
 }
 
 /// One area of the report.
@@ -238,7 +243,11 @@ impl Report {
         let _ = writeln!(md, "| | |\n|---|---|");
         let _ = writeln!(md, "| date | {} |", self.date);
         let _ = writeln!(md, "| command | `{}` |", self.command);
-        let _ = writeln!(md, "| machine | {} cores, {}, {} RAM |", m.cores, m.cpu, m.memory);
+        let _ = writeln!(
+            md,
+            "| machine | {} cores, {}, {} RAM |",
+            m.cores, m.cpu, m.memory
+        );
         let _ = writeln!(md, "| kernel | {} |", m.kernel);
         let _ = writeln!(md, "| rustc | {} |", m.rustc);
         let _ = writeln!(md, "| node | {} |", m.node);
@@ -261,7 +270,10 @@ impl Report {
             if !section.how.is_empty() {
                 let _ = writeln!(md, "{}\n", section.how);
             }
-            let _ = writeln!(md, "| measure | target | measured (median) | spread | verdict |");
+            let _ = writeln!(
+                md,
+                "| measure | target | measured (median) | spread | verdict |"
+            );
             let _ = writeln!(md, "|---|---|---|---|---|");
             for row in &section.rows {
                 let _ = writeln!(
@@ -302,7 +314,12 @@ impl Report {
         let _ = writeln!(md, "|---|---|---|---|---|");
         for (k, peer) in self.peers.iter().enumerate() {
             if let Some(why) = &peer.skipped {
-                let _ = writeln!(md, "| {} | – | – | – | not run: {} |", escape(&peer.engine), escape(why));
+                let _ = writeln!(
+                    md,
+                    "| {} | – | – | – | not run: {} |",
+                    escape(&peer.engine),
+                    escape(why)
+                );
                 continue;
             }
             let mut rate = peer.rate.clone();
@@ -369,24 +386,49 @@ mod tests {
         let row = Row::target("full pass", Goal::Below(1.0), "s", &mut fast);
         assert_eq!(row.verdict, Verdict::Met);
         let mut slow = Samples::from_values([3.0, 4.0]);
-        assert_eq!(Row::target("rate", Goal::Above(5.0), "M/s", &mut slow).verdict, Verdict::NotMet);
+        assert_eq!(
+            Row::target("rate", Goal::Above(5.0), "M/s", &mut slow).verdict,
+            Verdict::NotMet
+        );
         let mut section = Section::new("Evaluation", "how");
         section.rows.push(row);
-        section.rows.push(Row::not_measured("API", "< 2 ms", "no | server"));
+        section
+            .rows
+            .push(Row::not_measured("API", "< 2 ms", "no | server"));
         let report = Report {
-            machine: Machine { cores: 2, cpu: "cpu".into(), memory: "1 GiB".into(), kernel: "k".into(), rustc: "r".into(), node: "n".into() },
+            machine: Machine {
+                cores: 2,
+                cpu: "cpu".into(),
+                memory: "1 GiB".into(),
+                kernel: "k".into(),
+                rustc: "r".into(),
+                node: "n".into(),
+            },
             command: "bench/run.sh".into(),
             date: "2026-01-01".into(),
             workload: "w".into(),
             sections: vec![section],
-            peers: vec![PeerRow { engine: "readyd".into(), rate: Samples::from_values([2e6]), agrees: None, skipped: None }],
+            peers: vec![PeerRow {
+                engine: "readyd".into(),
+                rate: Samples::from_values([2e6]),
+                agrees: None,
+                skipped: None,
+            }],
             peer_notes: vec![],
             failures: vec![],
         };
         let md = report.markdown();
-        assert!(md.contains("| full pass | < 1.00 s | 0.600 s | 0.500–2.00 s (min–max, 3 runs) | met |"), "{md}");
+        assert!(
+            md.contains(
+                "| full pass | < 1.00 s | 0.600 s | 0.500–2.00 s (min–max, 3 runs) | met |"
+            ),
+            "{md}"
+        );
         assert!(md.contains("not measured: no \\| server"), "{md}");
-        assert!(md.contains("Targets: 1 met, 0 not met, 1 not measured"), "{md}");
+        assert!(
+            md.contains("Targets: 1 met, 0 not met, 1 not measured"),
+            "{md}"
+        );
         assert!(md.contains("| readyd | 2.00 M/s |"), "{md}");
     }
 }

@@ -19,7 +19,10 @@ fn quick_harness_on_a_tiny_org() {
         .status()
         .expect("run readyd-bench");
     let report = std::fs::read_to_string(&out).unwrap_or_default();
-    assert!(status.success(), "readyd-bench failed ({status}); report:\n{report}");
+    assert!(
+        status.success(),
+        "readyd-bench failed ({status}); report:\n{report}"
+    );
     for heading in [
         "## Pure evaluator",
         "## Full pass with commit",
@@ -33,7 +36,12 @@ fn quick_harness_on_a_tiny_org() {
     ] {
         assert!(report.contains(heading), "missing {heading}:\n{report}");
     }
-    let peer_line = |engine: &str| report.lines().find(|l| l.starts_with(&format!("| {engine}"))).map(str::to_owned);
+    let peer_line = |engine: &str| {
+        report
+            .lines()
+            .find(|l| l.starts_with(&format!("| {engine}")))
+            .map(str::to_owned)
+    };
     let regorus = peer_line("regorus").expect("a regorus row");
     assert!(regorus.ends_with("| yes |"), "{regorus}");
     if node.is_none() {

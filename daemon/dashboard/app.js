@@ -56,6 +56,7 @@ const app = {
   daemonDown: false,
   viewErrorStatus: null,
   navigated: false,
+  softNavigation: false,
   errors: [],
 };
 window.__readyd = app;
@@ -100,9 +101,14 @@ function makeCtx(route) {
     hasToken: Boolean(getToken()),
     status: app.status,
     setStatus: (st) => applyStatus(st),
+    // Used by filter forms: the new view replaces this one in place, keeping focus and scroll.
     navigate: (hash) => {
-      if (location.hash !== hash) location.hash = hash;
-      else renderView({ soft: true });
+      if (location.hash !== hash) {
+        app.softNavigation = true;
+        location.hash = hash;
+      } else {
+        renderView({ soft: true });
+      }
     },
     refresh: () => renderView({ soft: true }),
     flash,
@@ -384,9 +390,11 @@ function start() {
     renderView({ soft: true });
   });
   window.addEventListener('hashchange', () => {
+    const soft = app.softNavigation;
+    app.softNavigation = false;
     app.navigated = true;
-    clearFlash();
-    renderView();
+    if (!soft) clearFlash();
+    renderView({ soft });
   });
   bindToken();
   refreshTokenUi();

@@ -83,10 +83,10 @@ export function stepChart({ id, title, levels, changes }) {
   const plotH = H - top - bottom;
   const times = changes.map((c) => Date.parse(c.at));
   const now = Math.max(serverNow(), times[times.length - 1]);
-  let t0 = times[0];
-  // A single instant still needs a visible span.
-  const span = Math.max(now - t0, 3600e3);
-  t0 = now - span;
+  // From a little before the first change to now; a burst of changes (a fresh daemon) still
+  // gets a visible span.
+  const span = Math.max((now - times[0]) * 1.05, 5 * 60e3);
+  const t0 = now - span;
   const x = (t) => left + ((t - t0) / span) * plotW;
   const n = Math.max(levels.length - 1, 1);
   const y = (i) => top + plotH - (i / n) * plotH;

@@ -193,9 +193,12 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
 
 fn init_tracing(config: &Config) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("{},wasmtime=warn,cranelift=warn", config.log_level)));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(format!("{},wasmtime=warn,cranelift=warn", config.log_level))
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match config.log_format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
@@ -228,8 +231,10 @@ async fn serve(config: Config, stand_in: Option<crate::demo::StandIn>) -> anyhow
 /// Resolve on SIGTERM or ctrl-c; SIGHUP forces a full rescan and keeps waiting.
 async fn wait_for_signals(engine: &Engine) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut hup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup()))
-    else {
+    let (Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
         let _ = tokio::signal::ctrl_c().await;
         return;
     };
@@ -291,14 +296,19 @@ async fn eval_with(config: Config, args: &EvalArgs) -> anyhow::Result<i32> {
     }
     engine.collect_once().await;
     if let Some(path) = &args.facts {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let facts: BTreeMap<String, BTreeMap<String, crate::model::JsonObject>> =
-            serde_json::from_str(&text).with_context(|| format!("{}: not a facts document", path.display()))?;
-        let mut by_source: BTreeMap<String, Vec<(String, crate::model::JsonObject)>> = BTreeMap::new();
+            serde_json::from_str(&text)
+                .with_context(|| format!("{}: not a facts document", path.display()))?;
+        let mut by_source: BTreeMap<String, Vec<(String, crate::model::JsonObject)>> =
+            BTreeMap::new();
         for (entity, sources) in facts {
             for (source, f) in sources {
-                by_source.entry(source).or_default().push((entity.clone(), f));
+                by_source
+                    .entry(source)
+                    .or_default()
+                    .push((entity.clone(), f));
             }
         }
         for (source, list) in by_source {
@@ -364,7 +374,11 @@ async fn eval_with(config: Config, args: &EvalArgs) -> anyhow::Result<i32> {
 }
 
 fn print_table(engine: &Engine, out: &serde_json::Map<String, serde_json::Value>) {
-    let cards: Vec<String> = engine.scorecards().into_iter().map(|c| c.identifier).collect();
+    let cards: Vec<String> = engine
+        .scorecards()
+        .into_iter()
+        .map(|c| c.identifier)
+        .collect();
     let width = out.keys().map(String::len).max().unwrap_or(6).max(6);
     print!("{:width$}", "entity");
     for c in &cards {
@@ -399,7 +413,9 @@ fn validate(args: &ValidateArgs) -> i32 {
                 m.name.clone(),
                 match m.kind {
                     crate::plugin::PluginKind::Check => crate::standards::PluginKind::Check,
-                    crate::plugin::PluginKind::DataSource => crate::standards::PluginKind::DataSource,
+                    crate::plugin::PluginKind::DataSource => {
+                        crate::standards::PluginKind::DataSource
+                    }
                 },
             );
         }

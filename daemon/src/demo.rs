@@ -142,8 +142,14 @@ fn prometheus_answer(data: &BTreeMap<String, Value>, query: &str) -> Value {
     } else {
         "availability"
     };
-    let result = match data.get(service).and_then(|s| s.get(metric)).and_then(Value::as_f64) {
-        Some(v) => vec![json!({"metric": {"service": service}, "value": [1_764_000_000.0, v.to_string()]})],
+    let result = match data
+        .get(service)
+        .and_then(|s| s.get(metric))
+        .and_then(Value::as_f64)
+    {
+        Some(v) => {
+            vec![json!({"metric": {"service": service}, "value": [1_764_000_000.0, v.to_string()]})]
+        }
         None => Vec::new(),
     };
     json!({"status": "success", "data": {"resultType": "vector", "result": result}})
@@ -187,7 +193,10 @@ mod tests {
     #[test]
     fn prometheus_answers_in_the_real_format() {
         let mut data = BTreeMap::new();
-        data.insert("pay".to_owned(), json!({"availability": 0.999, "error_ratio": 0.001}));
+        data.insert(
+            "pay".to_owned(),
+            json!({"availability": 0.999, "error_ratio": 0.001}),
+        );
         let q = "avg_over_time(up{service=\"pay\"}[30d])";
         let a = prometheus_answer(&data, q);
         assert_eq!(a["status"], "success");

@@ -31,10 +31,7 @@ pub enum Part {
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
     #[error("watching {dir}: {source}")]
-    Watch {
-        dir: PathBuf,
-        source: notify::Error,
-    },
+    Watch { dir: PathBuf, source: notify::Error },
 }
 
 /// Whether a file name is an editor's swap, backup or temporary file (never loaded).
@@ -171,7 +168,12 @@ fn part_of(dirs: &[(Part, PathBuf)], extra: &BTreeSet<PathBuf>, path: &Path) -> 
     dirs.iter()
         .find(|(_, d)| path.starts_with(d))
         .map(|(p, _)| *p)
-        .or_else(|| extra.iter().any(|d| path.starts_with(d)).then_some(Part::Plugins))
+        .or_else(|| {
+            extra
+                .iter()
+                .any(|d| path.starts_with(d))
+                .then_some(Part::Plugins)
+        })
 }
 
 /// Wait (at most a second) until the files stop changing: a writer that writes in place is
@@ -213,7 +215,15 @@ mod tests {
 
     #[test]
     fn swap_and_temp_files_are_ignored() {
-        for name in [".x.yaml.swp", "x.yaml~", "#x.yaml#", ".#x.yaml", "x.tmp", "4913", "x.yaml.part"] {
+        for name in [
+            ".x.yaml.swp",
+            "x.yaml~",
+            "#x.yaml#",
+            ".#x.yaml",
+            "x.tmp",
+            "4913",
+            "x.yaml.part",
+        ] {
             assert!(is_ignored(Path::new(name)), "{name}");
         }
         for name in ["x.yaml", "security.json", "git-repo.toml", "git_repo.wasm"] {
@@ -228,8 +238,14 @@ mod tests {
             (Part::Standards, PathBuf::from("/o/standards")),
         ];
         let extra = BTreeSet::from([PathBuf::from("/build")]);
-        assert_eq!(part_of(&dirs, &extra, Path::new("/o/standards/scorecards/a.yaml")), Some(Part::Standards));
-        assert_eq!(part_of(&dirs, &extra, Path::new("/build/x.wasm")), Some(Part::Plugins));
+        assert_eq!(
+            part_of(&dirs, &extra, Path::new("/o/standards/scorecards/a.yaml")),
+            Some(Part::Standards)
+        );
+        assert_eq!(
+            part_of(&dirs, &extra, Path::new("/build/x.wasm")),
+            Some(Part::Plugins)
+        );
         assert_eq!(part_of(&dirs, &extra, Path::new("/else/x")), None);
     }
 }

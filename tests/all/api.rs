@@ -420,7 +420,8 @@ async fn graceful_shutdown_finishes_the_request_in_flight() {
     .to_string();
     let mut stream = TcpStream::connect(addr).await.unwrap();
     let head = format!(
-        "POST /v1/exemptions HTTP/1.1\r\nhost: t\r\nauthorization: Bearer payments-owner-secret-0001\r\n\
+        "POST /v1/exemptions HTTP/1.1\r\nhost: t\r\n\
+         authorization: Bearer payments-owner-secret-0001\r\n\
          content-type: application/json\r\ncontent-length: {}\r\nexpect: 100-continue\r\n\r\n",
         body.len()
     );

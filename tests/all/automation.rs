@@ -431,3 +431,285 @@ async fn pending_entries_survive_a_restart_and_each_is_delivered_once() {
         "each notification exactly once"
     );
 }
+
+// ---- the whole daemon ------------------------------------------------------------------------
+
+/// The channels, team channel and route of the full-daemon tests, all on `receiver`. One
+/// delivery at a time, so notifications reach the receiver in the order they were queued.
+fn route_to(config: &mut readyd::config::Config, receiver: &Receiver) {
+    config.public_url = "http://readyd.test".into();
+    config.channels = channels(receiver);
+    config.channels.insert(
+        "pay".into(),
+        ChannelConfig {
+            kind: ChannelKind::Teams,
+            url: receiver.url("/pay"),
+            secret: None,
+            secret_env: None,
+        },
+    );
+    config.teams.insert(
+        "payments".into(),
+        readyd::config::TeamConfig {
+            channel: Some("pay".into()),
+        },
+    );
+    config.routes = vec![readyd::config::RouteConfig {
+        events: vec!["task.created".into()],
+        channels: vec!["tracker".into()],
+        ..Default::default()
+    }];
+    config.outbox = OutboxConfig {
+        concurrency: 1,
+        ..outbox_config(20)
+    };
+}
+
+async fn wait_ready(daemon: &readyd_tests::TestDaemon) {
+    eventually("the daemon is ready", || daemon.engine.is_ready()).await;
+}
+
+fn on_path<'r>(requests: &'r [RecordedRequest], path: &str) -> Vec<&'r RecordedRequest> {
+    requests.iter().filter(|r| r.path == path).collect()
+}
+
+/// Nudge `entity` and wait until that nudge reached the team channel: with one delivery at a
+/// time, everything queued before it has been delivered by then.
+async fn nudge_and_drain(
+    daemon: &readyd_tests::TestDaemon,
+    receiver: &Receiver,
+    entity: &str,
+) -> Vec<RecordedRequest> {
+    let before = on_path(&receiver.requests(), "/pay").len();
+    let answer = daemon
+        .post(
+            &format!("/v1/entities/{entity}/nudge"),
+            Some(readyd_tests::token_for("admin")),
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.json()["channels"], serde_json::json!(["pay"]));
+    loop {
+        let requests = receiver.wait_for(receiver.requests().len() + 1).await;
+        if on_path(&requests, "/pay").len() > before {
+            return requests;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_degraded_tier_1_service_is_alerted_once_and_its_recovery_once() {
+    let receiver = Receiver::start().await;
+    let daemon = readyd_tests::start_daemon_in(&readyd_tests::fixture_dir("automation"), |c| {
+        route_to(c, &receiver)
+    })
+    .await;
+    wait_ready(&daemon).await;
+
+    // The first evaluation: payments-api is below Silver; the tier's alert channel hears it.
+    let requests = nudge_and_drain(&daemon, &receiver, "payments-api").await;
+    let alerts = on_path(&requests, "/sre");
+    assert_eq!(alerts.len(), 1, "one degradation alert: {requests:?}");
+    assert_eq!(alerts[0].header("x-readyd-event"), Some("entity.degraded"));
+    let text = json(alerts[0])["text"].as_str().unwrap().to_owned();
+    assert!(
+        text.starts_with(
+            "payments-api (Tier 1, team payments) fell below Silver on readiness: blocking \
+             has-runbook ("
+        ),
+        "{text}"
+    );
+
+    // Re-evaluating a service that stays degraded alerts nobody again, nor opens a second task.
+    for _ in 0..2 {
+        let refreshed = daemon
+            .post(
+                "/v1/entities/payments-api/refresh",
+                Some(readyd_tests::token_for("admin")),
+                serde_json::json!({}),
+            )
+            .await;
+        assert_eq!(refreshed.status, 200, "{}", refreshed.text());
+    }
+    let requests = nudge_and_drain(&daemon, &receiver, "payments-api").await;
+    assert_eq!(on_path(&requests, "/sre").len(), 1, "{requests:?}");
+    let tasks = on_path(&requests, "/hook");
+    assert_eq!(tasks.len(), 1, "one task.created: {requests:?}");
+    assert_eq!(json(tasks[0])["event"]["rule"], "has-runbook");
+    let nudge = on_path(&requests, "/pay").last().copied().unwrap();
+    assert_eq!(nudge.header("x-readyd-event"), Some("entity.nudge"));
+
+    // The runbook is published: one recovery, then silence.
+    let catalog = daemon.dir.path().join("catalog/org.yaml");
+    let fixed = std::fs::read_to_string(&catalog).unwrap().replacen(
+        "  tier: 1\n- identifier: identity-api",
+        "  tier: 1\n  properties:\n    runbook: https://wiki.example.com/payments\n\
+         - identifier: identity-api",
+        1,
+    );
+    assert!(fixed.contains("wiki.example.com/payments"));
+    std::fs::write(&catalog, fixed).unwrap();
+    let reloaded = daemon
+        .post(
+            "/v1/reload",
+            Some(readyd_tests::token_for("admin")),
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(reloaded.status, 200, "{}", reloaded.text());
+    let requests = nudge_and_drain(&daemon, &receiver, "payments-api").await;
+    let alerts = on_path(&requests, "/sre");
+    assert_eq!(alerts.len(), 2, "{requests:?}");
+    assert_eq!(alerts[1].header("x-readyd-event"), Some("entity.recovered"));
+    let requests = nudge_and_drain(&daemon, &receiver, "payments-api").await;
+    assert_eq!(on_path(&requests, "/sre").len(), 2);
+    daemon.stop().await.unwrap();
+}
+
+/// `readyd serve` as a separate process, killed with SIGKILL.
+struct Process(std::process::Child);
+
+impl Process {
+    fn serve(config: &Path) -> Process {
+        let mut command = std::process::Command::new(readyd_tests::readyd_bin());
+        command
+            .arg("serve")
+            .arg("--config")
+            .arg(config)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("READYD_") {
+                command.env_remove(name);
+            }
+        }
+        Process(command.spawn().expect("start readyd serve"))
+    }
+
+    fn kill_9(mut self) {
+        // `Child::kill` is SIGKILL on Unix: no shutdown code runs.
+        self.0.kill().expect("kill readyd");
+        self.0.wait().expect("reap readyd");
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn notifications_pending_at_a_kill_9_are_delivered_once_after_restart() {
+    let receiver = Receiver::start().await;
+    receiver.always(503);
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = readyd_tests::fixture_dir("automation");
+    for sub in ["catalog", "standards", "standards/scorecards"] {
+        std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+    }
+    for file in [
+        "catalog/org.yaml",
+        "standards/tiers.yaml",
+        "standards/scorecards/readiness.yaml",
+    ] {
+        std::fs::copy(fixture.join(file), dir.path().join(file)).unwrap();
+    }
+    std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
+    let config = dir.path().join("readyd.toml");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\n\
+             data = \"state/readyd.redb\"\n\
+             cache_dir = \"state/cache\"\n\
+             log_level = \"warn\"\n\
+             [watch]\nenabled = false\n\
+             [outbox]\nbackoff_initial_ms = 5\nbackoff_max_ms = 40\nmax_attempts = 1000\n\
+             [channels.sre]\ntype = \"slack\"\nurl = \"{sre}\"\n\
+             [channels.tracker]\ntype = \"webhook\"\nurl = \"{hook}\"\nsecret = \"{SECRET}\"\n\
+             [[routes]]\nevents = [\"task.created\"]\nchannels = [\"tracker\"]\n",
+            sre = receiver.url("/sre"),
+            hook = receiver.url("/hook"),
+        ),
+    )
+    .unwrap();
+
+    // First life: the alert and the task notification are queued and refused; kill -9 while
+    // they are being retried.
+    let first = Process::serve(&config);
+    eventually("both notifications were attempted", || {
+        let requests = receiver.requests();
+        !on_path(&requests, "/sre").is_empty() && !on_path(&requests, "/hook").is_empty()
+    })
+    .await;
+    first.kill_9();
+    let attempted: BTreeSet<String> = receiver
+        .requests()
+        .iter()
+        .map(|r| r.header("idempotency-key").unwrap().to_owned())
+        .collect();
+    assert_eq!(attempted.len(), 2, "one alert, one task");
+
+    // Second life: the receiver is back; each pending notification goes out once.
+    receiver.always(200);
+    let second = Process::serve(&config);
+    eventually("every notification was delivered", || {
+        let delivered: BTreeSet<String> = receiver
+            .requests()
+            .iter()
+            .filter(|r| r.answered == 200)
+            .map(|r| r.header("idempotency-key").unwrap().to_owned())
+            .collect();
+        delivered == attempted
+    })
+    .await;
+    // The receiver answers before readyd records the delivery: wait for the record (the
+    // delivered counter moves after the commit) before killing, or the kill could land in the
+    // documented window and legitimately cause a resend.
+    let daemon: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if tokio::net::TcpStream::connect(daemon).await.is_ok() {
+            let metrics = readyd_tests::send(daemon, "GET", "/metrics", &[], Vec::new()).await;
+            if metrics
+                .text()
+                .contains("readyd_outbox_notifications_total{outcome=\"delivered\"} 2")
+            {
+                break;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "deliveries never recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    second.kill_9();
+
+    let store = Store::open(
+        dir.path().join("state/readyd.redb"),
+        StoreOptions::default(),
+    )
+    .expect("reopen the state file");
+    assert!(store.outbox().unwrap().is_empty(), "nothing left to send");
+    for key in &attempted {
+        assert!(
+            store.outbox_sent(key).unwrap().is_some(),
+            "{key} recorded sent"
+        );
+        let accepted = receiver
+            .requests()
+            .iter()
+            .filter(|r| r.answered == 200 && r.header("idempotency-key") == Some(key.as_str()))
+            .count();
+        assert_eq!(accepted, 1, "{key} accepted once");
+    }
+}

@@ -36,8 +36,8 @@ const PATIENCE: Duration = Duration::from_secs(120);
 /// The budget for the whole dashboard.
 const ASSET_BUDGET_BYTES: u64 = 150 * 1024;
 
-/// The Tier-1 service of the scenario and the demo tokens (examples/readyd.toml).
-const SERVICE: &str = "payments-api";
+/// The team whose owner token the scenario uses, and the demo tokens (examples/readyd.toml).
+const TEAM: &str = "payments";
 const OWNER_TOKEN: &str = "demo-payments-owner";
 const APPROVER_TOKEN: &str = "demo-approver";
 
@@ -672,9 +672,20 @@ fn counts_as_passed(status: &str) -> bool {
     matches!(status, "pass" | "warn" | "exempt")
 }
 
-/// The scorecard and rule to exempt so that SERVICE's level rises: the first scorecard below its
-/// top level; the one rule that keeps it from the next level, or the whole scorecard when several.
-fn pick_exemption(scores: &Value, scorecards: &Value) -> (String, String, u64) {
+/// What the owner asks to exempt, and the level it should lift.
+struct Plan {
+    service: String,
+    scorecard: String,
+    /// Empty: the whole scorecard.
+    rule: String,
+    /// The level index before the exemption.
+    before: u64,
+}
+
+/// The scorecard and rule to exempt so that an entity's level rises: the first scorecard below
+/// its top level; the one rule that keeps it from the next level, or the whole scorecard when
+/// several do. None when the entity is at the top everywhere.
+fn pick_exemption(scores: &Value, scorecards: &Value) -> Option<(String, String, u64)> {
     let mut results: Vec<&Value> = scores
         .as_array()
         .expect("scores are a list")
@@ -721,10 +732,39 @@ fn pick_exemption(scores: &Value, scorecards: &Value) -> (String, String, u64) {
         } else {
             String::new()
         };
-        return (card_id.to_owned(), rule, index);
+        return Some((card_id.to_owned(), rule, index));
+    }
+    None
+}
+
+/// A Tier-1 service of TEAM below the top somewhere (degraded ones first): the scenario's subject.
+async fn choose_service(addr: SocketAddr, scorecards: &Value) -> Plan {
+    let entities = api_ok(addr, &format!("/v1/entities?tier=1&team={TEAM}")).await;
+    let mut entities: Vec<&Value> = entities
+        .as_array()
+        .expect("entities are a list")
+        .iter()
+        .collect();
+    entities.sort_by_key(|e| {
+        (
+            e["degraded"] != true,
+            e["identifier"].as_str().map(str::to_owned),
+        )
+    });
+    for entity in &entities {
+        let service = entity["identifier"].as_str().unwrap().to_owned();
+        let scores = api_ok(addr, &format!("/v1/entities/{service}/scores")).await;
+        if let Some((scorecard, rule, before)) = pick_exemption(&scores, scorecards) {
+            return Plan {
+                service,
+                scorecard,
+                rule,
+                before,
+            };
+        }
     }
     panic!(
-        "{SERVICE} is at the top level of every scorecard; the scenario needs a failing rule: {scores}"
+        "no Tier-1 service of team {TEAM} is below the top level anywhere; the scenario needs one"
     )
 }
 
@@ -790,12 +830,16 @@ async fn scenario(client: Client, addr: SocketAddr, out: PathBuf) {
 
     // 2. Tier 1 view, then the service.
     click(&client, "nav-tier1").await;
-    wait_testid(&client, &format!("tier1-card-{SERVICE}")).await;
+    let Plan {
+        service,
+        scorecard,
+        rule,
+        before,
+    } = choose_service(addr, &scorecards).await;
+    wait_testid(&client, &format!("tier1-card-{service}")).await;
     screenshot(&client, &out, "tier1", 1280).await;
-    click(&client, &format!("tier1-link-{SERVICE}")).await;
+    click(&client, &format!("tier1-link-{service}")).await;
     wait_testid(&client, "entity-title").await;
-    let scores = api_ok(addr, &format!("/v1/entities/{SERVICE}/scores")).await;
-    let (scorecard, rule, before) = pick_exemption(&scores, &scorecards);
     let level_css = by_testid(&format!("level-{scorecard}"));
     eventually("the service page shows the API's level", async || {
         let shown = attr_of(&client, &level_css, "data-level-index").await?;
@@ -838,9 +882,9 @@ async fn scenario(client: Client, addr: SocketAddr, out: PathBuf) {
         .as_array()
         .unwrap()
         .iter()
-        .find(|x| x["entity"] == SERVICE && x["scorecard"] == scorecard.as_str())
+        .find(|x| x["entity"] == service.as_str() && x["scorecard"] == scorecard.as_str())
         .unwrap_or_else(|| {
-            panic!("no pending exemption for {SERVICE} after the request: {pending}")
+            panic!("no pending exemption for {service} after the request: {pending}")
         });
     assert_eq!(exemption["requested_by"], "pat", "the owner's token name");
     assert_eq!(exemption["rule"].as_str().unwrap_or_default(), rule);
@@ -852,7 +896,7 @@ async fn scenario(client: Client, addr: SocketAddr, out: PathBuf) {
     let row = wait_testid(&client, &format!("exemption-row-{exemption_id}")).await;
     assert_eq!(
         row.attr("data-entity").await.unwrap().as_deref(),
-        Some(SERVICE)
+        Some(service.as_str())
     );
     assert_accessible_layout(&client, "approvals").await;
     screenshot(&client, &out, "approvals", 1280).await;
@@ -863,7 +907,7 @@ async fn scenario(client: Client, addr: SocketAddr, out: PathBuf) {
 
     // 5. The service's level rises on its page.
     client
-        .goto(&format!("{origin}/#/entities/{SERVICE}"))
+        .goto(&format!("{origin}/#/entities/{service}"))
         .await
         .unwrap();
     let after = eventually("the service's level rising on its page", async || {
@@ -878,7 +922,7 @@ async fn scenario(client: Client, addr: SocketAddr, out: PathBuf) {
         }
     })
     .await;
-    let scores = api_ok(addr, &format!("/v1/entities/{SERVICE}/scores")).await;
+    let scores = api_ok(addr, &format!("/v1/entities/{service}/scores")).await;
     let api_level = scores
         .as_array()
         .unwrap()
@@ -901,7 +945,7 @@ async fn scenario(client: Client, addr: SocketAddr, out: PathBuf) {
         .await
         .unwrap();
     assert_eq!(title, "Team payments");
-    wait_testid(&client, &format!("team-entity-{SERVICE}")).await;
+    wait_testid(&client, &format!("team-entity-{service}")).await;
     screenshot(&client, &out, "team", 1280).await;
     let initiatives = api_ok(addr, "/v1/initiatives").await;
     let mut followed = false;
@@ -967,7 +1011,7 @@ async fn scenario(client: Client, addr: SocketAddr, out: PathBuf) {
     assert_accessible_layout(&client, "overview at phone width").await;
     screenshot(&client, &out, "overview-phone", 390).await;
     client
-        .goto(&format!("{origin}/#/entities/{SERVICE}"))
+        .goto(&format!("{origin}/#/entities/{service}"))
         .await
         .unwrap();
     wait_css(&client, &level_css).await;

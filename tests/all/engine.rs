@@ -18,7 +18,12 @@ fn level(engine: &readyd::engine::Engine, id: &str, scorecard: &str) -> String {
         .level
 }
 
-fn rule_status(engine: &readyd::engine::Engine, id: &str, scorecard: &str, rule: &str) -> RuleStatus {
+fn rule_status(
+    engine: &readyd::engine::Engine,
+    id: &str,
+    scorecard: &str,
+    rule: &str,
+) -> RuleStatus {
     let r = rule_result(engine, id, scorecard, rule);
     eprintln!("{id} {scorecard}/{rule}: {:?} {:?}", r.status, r.message);
     r.status
@@ -50,29 +55,90 @@ async fn scores_the_example_organisation_with_real_plugins() {
     let entities = engine.entities(&Default::default());
     assert!(entities.len() >= 28, "{} entities", entities.len());
     let status = engine.status();
-    assert!(status["standards"]["errors"].as_array().unwrap().is_empty(), "{status}");
+    assert!(
+        status["standards"]["errors"].as_array().unwrap().is_empty(),
+        "{status}"
+    );
     for p in status["plugins"].as_array().unwrap() {
-        assert_eq!(p["state"]["state"].as_str().or(p["state"].as_str()), Some("active"), "{p}");
+        assert_eq!(
+            p["state"]["state"].as_str().or(p["state"].as_str()),
+            Some("active"),
+            "{p}"
+        );
     }
     // repo-scan facts reached the evaluator: payments-api has a README, CI and tests.
-    assert_eq!(rule_status(&engine, "payments-api", "production-readiness", "has-readme"), RuleStatus::Pass);
-    assert_eq!(rule_status(&engine, "payments-api", "production-readiness", "has-tests"), RuleStatus::Pass);
+    assert_eq!(
+        rule_status(
+            &engine,
+            "payments-api",
+            "production-readiness",
+            "has-readme"
+        ),
+        RuleStatus::Pass
+    );
+    assert_eq!(
+        rule_status(&engine, "payments-api", "production-readiness", "has-tests"),
+        RuleStatus::Pass
+    );
     // http-json on-call facts: sso-gateway has nobody on call.
-    assert_eq!(rule_status(&engine, "sso-gateway", "production-readiness", "has-oncall"), RuleStatus::Fail);
-    assert_eq!(rule_status(&engine, "payments-api", "production-readiness", "has-oncall"), RuleStatus::Pass);
+    assert_eq!(
+        rule_status(&engine, "sso-gateway", "production-readiness", "has-oncall"),
+        RuleStatus::Fail
+    );
+    assert_eq!(
+        rule_status(
+            &engine,
+            "payments-api",
+            "production-readiness",
+            "has-oncall"
+        ),
+        RuleStatus::Pass
+    );
     // The slo-budget check plugin: legacy-billing burnt its budget.
-    assert_eq!(rule_status(&engine, "legacy-billing", "production-readiness", "slo-budget"), RuleStatus::Fail);
-    assert_eq!(rule_status(&engine, "payments-api", "production-readiness", "slo-budget"), RuleStatus::Pass);
+    assert_eq!(
+        rule_status(
+            &engine,
+            "legacy-billing",
+            "production-readiness",
+            "slo-budget"
+        ),
+        RuleStatus::Fail
+    );
+    assert_eq!(
+        rule_status(
+            &engine,
+            "payments-api",
+            "production-readiness",
+            "slo-budget"
+        ),
+        RuleStatus::Pass
+    );
     // dependency-policy: landing-pages ships left-pad.
-    assert_eq!(rule_status(&engine, "landing-pages", "security", "dependency-policy"), RuleStatus::Fail);
+    assert_eq!(
+        rule_status(&engine, "landing-pages", "security", "dependency-policy"),
+        RuleStatus::Fail
+    );
     // Missing data fails with a message that says so.
     let scores = engine.entity_scores("experiments-sandbox").unwrap();
-    let owner = scores[0].rules.iter().find(|r| r.rule == "has-owner").unwrap();
+    let owner = scores[0]
+        .rules
+        .iter()
+        .find(|r| r.rule == "has-owner")
+        .unwrap();
     assert_eq!(owner.status, RuleStatus::Fail);
-    assert!(owner.message.as_deref().unwrap_or("").contains("missing"), "{owner:?}");
+    assert!(
+        owner.message.as_deref().unwrap_or("").contains("missing"),
+        "{owner:?}"
+    );
     // payments-api reaches Gold; payments-ledger lacks automated rollback: Silver.
-    assert_eq!(level(&engine, "payments-api", "production-readiness"), "Gold");
-    assert_eq!(level(&engine, "payments-ledger", "production-readiness"), "Silver");
+    assert_eq!(
+        level(&engine, "payments-api", "production-readiness"),
+        "Gold"
+    );
+    assert_eq!(
+        level(&engine, "payments-ledger", "production-readiness"),
+        "Silver"
+    );
     engine.shutdown().await;
 }
 
@@ -84,10 +150,18 @@ async fn exemption_approval_raises_the_level_and_expiry_lowers_it() {
     engine.collect_once().await;
     let owner = actor("pat", "owner:payments");
     let approver = actor("sam", "approver");
-    assert_eq!(level(&engine, "payments-ledger", "production-readiness"), "Silver");
+    assert_eq!(
+        level(&engine, "payments-ledger", "production-readiness"),
+        "Silver"
+    );
     let gate = engine.gate("payments-ledger").unwrap();
     assert!(!gate.allowed);
-    assert!(gate.reasons.iter().any(|r| r.contains("automated-rollback")), "{gate:?}");
+    assert!(
+        gate.reasons
+            .iter()
+            .any(|r| r.contains("automated-rollback")),
+        "{gate:?}"
+    );
 
     let request = |until| ExemptionInput {
         entity: "payments-ledger".into(),
@@ -97,14 +171,21 @@ async fn exemption_approval_raises_the_level_and_expiry_lowers_it() {
         until,
     };
     // Bad requests change nothing.
-    let past = engine.request_exemption(&owner, request(clock.now() - Duration::hours(1))).await;
+    let past = engine
+        .request_exemption(&owner, request(clock.now() - Duration::hours(1)))
+        .await;
     assert!(matches!(past, Err(EngineError::BadRequest(_))), "{past:?}");
     let mut unknown = request(clock.now() + Duration::days(30));
     unknown.rule = Some("no-such-rule".into());
-    assert!(matches!(engine.request_exemption(&owner, unknown).await, Err(EngineError::BadRequest(_))));
+    assert!(matches!(
+        engine.request_exemption(&owner, unknown).await,
+        Err(EngineError::BadRequest(_))
+    ));
     let other_team = actor("ines", "owner:identity");
     assert!(matches!(
-        engine.request_exemption(&other_team, request(clock.now() + Duration::days(30))).await,
+        engine
+            .request_exemption(&other_team, request(clock.now() + Duration::days(30)))
+            .await,
         Err(EngineError::Forbidden(_))
     ));
     assert!(engine.exemptions(None).is_empty());
@@ -115,33 +196,58 @@ async fn exemption_approval_raises_the_level_and_expiry_lowers_it() {
         .unwrap();
     assert_eq!(ex.status, ExemptionStatus::Pending);
     // Pending changes nothing; the requester cannot approve; an owner is no approver.
-    assert_eq!(level(&engine, "payments-ledger", "production-readiness"), "Silver");
+    assert_eq!(
+        level(&engine, "payments-ledger", "production-readiness"),
+        "Silver"
+    );
     let admin_requester = actor("pat", "admin");
     assert!(matches!(
-        engine.approve_exemption(&admin_requester, &ex.id, DecisionInput::default()).await,
+        engine
+            .approve_exemption(&admin_requester, &ex.id, DecisionInput::default())
+            .await,
         Err(EngineError::Forbidden(_))
     ));
     assert!(matches!(
-        engine.approve_exemption(&owner, &ex.id, DecisionInput::default()).await,
+        engine
+            .approve_exemption(&owner, &ex.id, DecisionInput::default())
+            .await,
         Err(EngineError::Forbidden(_))
     ));
     let approved = engine
-        .approve_exemption(&approver, &ex.id, DecisionInput { note: Some("ok for Q1".into()) })
+        .approve_exemption(
+            &approver,
+            &ex.id,
+            DecisionInput {
+                note: Some("ok for Q1".into()),
+            },
+        )
         .await
         .unwrap();
     assert_eq!(approved.status, ExemptionStatus::Approved);
     assert_eq!(
-        rule_status(&engine, "payments-ledger", "production-readiness", "automated-rollback"),
+        rule_status(
+            &engine,
+            "payments-ledger",
+            "production-readiness",
+            "automated-rollback"
+        ),
         RuleStatus::Exempt
     );
-    assert_eq!(level(&engine, "payments-ledger", "production-readiness"), "Gold");
+    assert_eq!(
+        level(&engine, "payments-ledger", "production-readiness"),
+        "Gold"
+    );
     // Approving twice, or denying an approved one, is a conflict.
     assert!(matches!(
-        engine.approve_exemption(&approver, &ex.id, DecisionInput::default()).await,
+        engine
+            .approve_exemption(&approver, &ex.id, DecisionInput::default())
+            .await,
         Err(EngineError::Conflict(_))
     ));
     assert!(matches!(
-        engine.deny_exemption(&approver, &ex.id, DecisionInput::default()).await,
+        engine
+            .deny_exemption(&approver, &ex.id, DecisionInput::default())
+            .await,
         Err(EngineError::Conflict(_))
     ));
     let audit = engine.audit("exemption", &ex.id);
@@ -153,8 +259,14 @@ async fn exemption_approval_raises_the_level_and_expiry_lowers_it() {
     // Expiry at `until`, without any request arriving: the tick expires it.
     clock.advance(Duration::days(31));
     engine.tick().await.unwrap();
-    assert_eq!(engine.exemption(&ex.id).unwrap().status, ExemptionStatus::Expired);
-    assert_eq!(level(&engine, "payments-ledger", "production-readiness"), "Silver");
+    assert_eq!(
+        engine.exemption(&ex.id).unwrap().status,
+        ExemptionStatus::Expired
+    );
+    assert_eq!(
+        level(&engine, "payments-ledger", "production-readiness"),
+        "Silver"
+    );
     engine.shutdown().await;
 }
 
@@ -182,10 +294,22 @@ async fn revocation_denial_locks_tier_changes_and_restart() {
         )
         .await
         .unwrap();
-    engine.approve_exemption(&approver, &ex.id, DecisionInput::default()).await.unwrap();
-    assert_eq!(level(&engine, "payments-ledger", "production-readiness"), "Gold");
-    engine.revoke_exemption(&approver, &ex.id, DecisionInput::default()).await.unwrap();
-    assert_eq!(level(&engine, "payments-ledger", "production-readiness"), "Silver");
+    engine
+        .approve_exemption(&approver, &ex.id, DecisionInput::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        level(&engine, "payments-ledger", "production-readiness"),
+        "Gold"
+    );
+    engine
+        .revoke_exemption(&approver, &ex.id, DecisionInput::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        level(&engine, "payments-ledger", "production-readiness"),
+        "Silver"
+    );
 
     // A denied request cannot be approved later.
     let ex2 = engine
@@ -201,22 +325,41 @@ async fn revocation_denial_locks_tier_changes_and_restart() {
         )
         .await
         .unwrap();
-    engine.deny_exemption(&approver, &ex2.id, DecisionInput::default()).await.unwrap();
+    engine
+        .deny_exemption(&approver, &ex2.id, DecisionInput::default())
+        .await
+        .unwrap();
     assert!(matches!(
-        engine.approve_exemption(&approver, &ex2.id, DecisionInput::default()).await,
+        engine
+            .approve_exemption(&approver, &ex2.id, DecisionInput::default())
+            .await,
         Err(EngineError::Conflict(_))
     ));
 
     // A lock closes the gate with its reason.
     engine
-        .lock(&owner, "payments-api", LockInput { reason: "incident INC-42".into() })
+        .lock(
+            &owner,
+            "payments-api",
+            LockInput {
+                reason: "incident INC-42".into(),
+            },
+        )
         .await
         .unwrap();
     let gate = engine.gate("payments-api").unwrap();
     assert!(!gate.allowed);
     assert!(gate.reasons[0].contains("INC-42"), "{gate:?}");
     assert!(matches!(
-        engine.lock(&owner, "payments-api", LockInput { reason: "again".into() }).await,
+        engine
+            .lock(
+                &owner,
+                "payments-api",
+                LockInput {
+                    reason: "again".into()
+                }
+            )
+            .await,
         Err(EngineError::Conflict(_))
     ));
 
@@ -233,23 +376,49 @@ async fn revocation_denial_locks_tier_changes_and_restart() {
         .await
         .unwrap();
     assert!(!engine.gate("payments-ledger").unwrap().allowed);
-    engine.approve_tier_request(&approver, &tr.id, DecisionInput::default()).await.unwrap();
-    assert_eq!(engine.entity("payments-ledger").unwrap().entity.tier, Some(3));
-    assert!(engine.gate("payments-ledger").unwrap().allowed, "{:?}", engine.gate("payments-ledger"));
+    engine
+        .approve_tier_request(&approver, &tr.id, DecisionInput::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        engine.entity("payments-ledger").unwrap().entity.tier,
+        Some(3)
+    );
+    assert!(
+        engine.gate("payments-ledger").unwrap().allowed,
+        "{:?}",
+        engine.gate("payments-ledger")
+    );
     engine.shutdown().await;
     drop(engine);
 
     // Everything people did is there after a restart on the same file.
     let engine = start_engine(config, clock.clone()).await;
-    assert_eq!(engine.exemption(&ex.id).unwrap().status, ExemptionStatus::Revoked);
-    assert_eq!(engine.exemption(&ex2.id).unwrap().status, ExemptionStatus::Denied);
+    assert_eq!(
+        engine.exemption(&ex.id).unwrap().status,
+        ExemptionStatus::Revoked
+    );
+    assert_eq!(
+        engine.exemption(&ex2.id).unwrap().status,
+        ExemptionStatus::Denied
+    );
     assert!(!engine.gate("payments-api").unwrap().allowed);
-    assert_eq!(engine.entity("payments-ledger").unwrap().entity.tier, Some(3));
+    assert_eq!(
+        engine.entity("payments-ledger").unwrap().entity.tier,
+        Some(3)
+    );
     engine
         .unlock(&owner, "payments-api", DecisionInput::default())
         .await
         .unwrap();
-    assert!(engine.gate("payments-api").unwrap().reasons.iter().all(|r| !r.contains("INC-42")));
+    assert!(
+        engine
+            .gate("payments-api")
+            .unwrap()
+            .reasons
+            .iter()
+            .all(|r| !r.contains("INC-42"))
+    );
     engine.shutdown().await;
 }
 
@@ -259,14 +428,20 @@ async fn facts_reevaluate_one_entity_and_reloads_refuse_bad_files() {
     let engine = start_engine(org.config(), Clock::system()).await;
     engine.collect_once().await;
     let before_other = engine.entity_scores("search-api").unwrap();
-    assert_eq!(rule_status(&engine, "sso-gateway", "production-readiness", "has-oncall"), RuleStatus::Fail);
+    assert_eq!(
+        rule_status(&engine, "sso-gateway", "production-readiness", "has-oncall"),
+        RuleStatus::Fail
+    );
     let mut facts = serde_json::Map::new();
     facts.insert("oncall_count".into(), 3.into());
     engine
         .ingest_facts("oncall", vec![("sso-gateway".into(), facts)])
         .await
         .unwrap();
-    assert_eq!(rule_status(&engine, "sso-gateway", "production-readiness", "has-oncall"), RuleStatus::Pass);
+    assert_eq!(
+        rule_status(&engine, "sso-gateway", "production-readiness", "has-oncall"),
+        RuleStatus::Pass
+    );
     // Another entity was not re-evaluated.
     assert_eq!(engine.entity_scores("search-api").unwrap(), before_other);
 
@@ -278,9 +453,17 @@ async fn facts_reevaluate_one_entity_and_reloads_refuse_bad_files() {
         "identifier: broken\ntitle: Broken\nlevels: [{title: Basic}, {title: Bronze}]\nrules:\n  - identifier: r\n    title: R\n    level: Bronze\n    query: {combinator: and, conditions: [{property: x, operator: looksLike, value: 1}]}\n",
     );
     let report = engine.reload_standards("test").await;
-    assert!(report.errors.iter().any(|e| e.contains("looksLike")), "{report:?}");
+    assert!(
+        report.errors.iter().any(|e| e.contains("looksLike")),
+        "{report:?}"
+    );
     assert_eq!(engine.status()["standards"]["revision"], revision);
-    assert!(engine.status()["standards"]["last_error"].as_str().unwrap().contains("broken.yaml"));
+    assert!(
+        engine.status()["standards"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("broken.yaml")
+    );
 
     // A good new rule is in force for exactly the entities its scorecard applies to.
     std::fs::remove_file(org.path().join("standards/scorecards/broken.yaml")).unwrap();
@@ -297,10 +480,20 @@ async fn facts_reevaluate_one_entity_and_reloads_refuse_bad_files() {
     });
     assert_eq!(report.reevaluated, payments.len(), "{report:?}");
     assert_eq!(level(&engine, "payments-api", "docs"), "Documented");
-    assert!(engine.entity_scores("search-api").unwrap().iter().all(|r| r.scorecard != "docs"));
+    assert!(
+        engine
+            .entity_scores("search-api")
+            .unwrap()
+            .iter()
+            .all(|r| r.scorecard != "docs")
+    );
 
     // A broken catalog file changes nothing; a good edit applies.
-    write_file(org.path(), "catalog/new.yaml", "- identifier: Bad Id\n  kind: service\n");
+    write_file(
+        org.path(),
+        "catalog/new.yaml",
+        "- identifier: Bad Id\n  kind: service\n",
+    );
     let report = engine.reload_catalog("test").await;
     assert!(!report.errors.is_empty());
     assert!(engine.entity("new-service").is_err());
@@ -313,6 +506,9 @@ async fn facts_reevaluate_one_entity_and_reloads_refuse_bad_files() {
     assert!(report.errors.is_empty(), "{report:?}");
     assert_eq!(report.reevaluated, 1, "{report:?}");
     // No checkout, so no README: it stays at the first level.
-    assert_eq!(level(&engine, "new-service", "production-readiness"), "Basic");
+    assert_eq!(
+        level(&engine, "new-service", "production-readiness"),
+        "Basic"
+    );
     engine.shutdown().await;
 }

@@ -691,7 +691,11 @@ async fn a_second_host_loads_from_the_artifact_cache() {
             .is_some_and(|e| e == "cwasm")
     );
 
-    let second = PluginHost::new(config).unwrap().load(m).await.unwrap();
+    let second = PluginHost::new(config.clone())
+        .unwrap()
+        .load(m.clone())
+        .await
+        .unwrap();
     assert!(
         second.loaded_from_cache(),
         "same wasm, same engine: no compilation"
@@ -701,6 +705,18 @@ async fn a_second_host_loads_from_the_artifact_cache() {
         evaluate(&second, json!({})).await.unwrap().status,
         RuleStatus::Pass
     );
+
+    // An artifact damaged on disk (a crash mid-write by another tool, a bad disk) is discarded
+    // and recompiled, never executed. A new file, as a writer would: the old one stays mapped.
+    std::fs::remove_file(&artifacts_written[0]).unwrap();
+    std::fs::write(&artifacts_written[0], b"not an artifact").unwrap();
+    let third = PluginHost::new(config).unwrap().load(m).await.unwrap();
+    assert!(!third.loaded_from_cache());
+    assert_eq!(
+        evaluate(&third, json!({})).await.unwrap().status,
+        RuleStatus::Pass
+    );
+    assert!(std::fs::read(&artifacts_written[0]).unwrap().len() > 1000);
 }
 
 #[tokio::test]
@@ -842,4 +858,37 @@ async fn plugin_run_runs_one_plugin_once() {
     .await
     .unwrap();
     assert_eq!(code, 1, "a failing plugin call exits 1");
+}
+
+#[tokio::test]
+async fn a_plugin_built_against_another_contract_version_is_refused() {
+    // The noop check with its import of `readyd:plugin/types@0.1.0` renamed to `@0.9.0`, as a
+    // plugin built against a future contract would be (same length: the binary stays valid).
+    let original = std::fs::read(artifacts::FIXTURE_NOOP_CHECK).unwrap();
+    let (from, to) = (b"readyd:plugin/types@0.1.0", b"readyd:plugin/types@0.9.0");
+    let mut patched = original.clone();
+    let mut renamed = 0;
+    for i in 0..patched.len().saturating_sub(from.len()) {
+        if &patched[i..i + from.len()] == from {
+            patched[i..i + to.len()].copy_from_slice(to);
+            renamed += 1;
+        }
+    }
+    assert!(renamed > 0, "the fixture imports readyd:plugin/types@0.1.0");
+    let dir = temp_dir();
+    write_file(dir.path(), "future.wasm", &patched);
+    let m = manifest(dir.path(), "future", PluginKind::Check, "future.wasm", "");
+    let err = host().load(m).await.unwrap_err();
+    assert_eq!(
+        err,
+        PluginError::UnsupportedVersion {
+            plugin: "future".into(),
+            found: "readyd:plugin@0.9.0".into(),
+            supported: "readyd:plugin@0.1.0".into(),
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "plugin `future`: built against readyd:plugin@0.9.0; this daemon serves readyd:plugin@0.1.0"
+    );
 }

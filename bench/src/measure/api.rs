@@ -36,7 +36,13 @@ fn ms(us: f64) -> f64 {
     us / 1e3
 }
 
-fn load_rows(section: &mut Section, label: &str, rate: f64, runs: &mut [LoadRun], p99_target: Option<f64>) {
+fn load_rows(
+    section: &mut Section,
+    label: &str,
+    rate: f64,
+    runs: &mut [LoadRun],
+    p99_target: Option<f64>,
+) {
     let mut p50 = Samples::from_values(runs.iter_mut().map(|r| ms(r.latency_us.percentile(50.0))));
     let mut p99 = Samples::from_values(runs.iter_mut().map(|r| ms(r.latency_us.percentile(99.0))));
     let mut p999 = Samples::from_values(runs.iter_mut().map(|r| ms(r.latency_us.percentile(99.9))));
@@ -49,9 +55,17 @@ fn load_rows(section: &mut Section, label: &str, rate: f64, runs: &mut [LoadRun]
         Some(t) => Row::target(&what, Goal::Below(t), "ms", &mut p99),
         None => Row::info(&what, "ms", &mut p99),
     });
-    section.rows.push(Row::info(&format!("{label} p50"), "ms", &mut p50));
-    section.rows.push(Row::info(&format!("{label} p99.9"), "ms", &mut p999));
-    section.rows.push(Row::info(&format!("{label} achieved rate"), "req/s", &mut achieved));
+    section
+        .rows
+        .push(Row::info(&format!("{label} p50"), "ms", &mut p50));
+    section
+        .rows
+        .push(Row::info(&format!("{label} p99.9"), "ms", &mut p999));
+    section.rows.push(Row::info(
+        &format!("{label} achieved rate"),
+        "req/s",
+        &mut achieved,
+    ));
     section.rows.push(Row::value(
         &format!("{label} failed requests"),
         format!("{failed} of {sent}"),
@@ -91,7 +105,12 @@ fn wrk_installed() -> bool {
 }
 
 /// The load measurements and the daemon's memory.
-pub async fn measure(http: &Http, daemon: &DaemonChild, org: &Org, runs: ApiRuns) -> anyhow::Result<Section> {
+pub async fn measure(
+    http: &Http,
+    daemon: &DaemonChild,
+    org: &Org,
+    runs: ApiRuns,
+) -> anyhow::Result<Section> {
     let n = org.entities.len();
     let mut section = Section::new(
         "HTTP API (child daemon, loopback)",
@@ -107,15 +126,22 @@ pub async fn measure(http: &Http, daemon: &DaemonChild, org: &Org, runs: ApiRuns
             runs.duration.as_secs_f64()
         ),
     );
-    let gate_paths: Arc<Vec<String>> =
-        Arc::new(org.entities.iter().map(|e| format!("/v1/gate/{}", e.identifier)).collect());
+    let gate_paths: Arc<Vec<String>> = Arc::new(
+        org.entities
+            .iter()
+            .map(|e| format!("/v1/gate/{}", e.identifier))
+            .collect(),
+    );
     let score_paths: Arc<Vec<String>> = Arc::new(
         org.entities
             .iter()
             .map(|e| format!("/v1/entities/{}/scores", e.identifier))
             .collect(),
     );
-    let probe = http.get_json(&gate_paths[0]).await.context("the gate does not answer")?;
+    let probe = http
+        .get_json(&gate_paths[0])
+        .await
+        .context("the gate does not answer")?;
     if probe.get("allowed").is_none() {
         return Err(anyhow!("the gate answered {probe} without `allowed`"));
     }
@@ -127,12 +153,24 @@ pub async fn measure(http: &Http, daemon: &DaemonChild, org: &Org, runs: ApiRuns
     for _ in 0..runs.runs {
         gate.push(open_loop(http, gate_paths.clone(), GATE_RATE, runs.duration).await);
     }
-    load_rows(&mut section, "GET /v1/gate/{id}", GATE_RATE, &mut gate, Some(2.0));
+    load_rows(
+        &mut section,
+        "GET /v1/gate/{id}",
+        GATE_RATE,
+        &mut gate,
+        Some(2.0),
+    );
     let mut scores = Vec::new();
     for _ in 0..runs.runs {
         scores.push(open_loop(http, score_paths.clone(), SCORES_RATE, runs.duration).await);
     }
-    load_rows(&mut section, "GET /v1/entities/{id}/scores", SCORES_RATE, &mut scores, None);
+    load_rows(
+        &mut section,
+        "GET /v1/entities/{id}/scores",
+        SCORES_RATE,
+        &mut scores,
+        None,
+    );
 
     if runs.wrk && wrk_installed() {
         let url = format!("http://{}{}", daemon.addr, gate_paths[n / 2]);
@@ -149,19 +187,29 @@ pub async fn measure(http: &Http, daemon: &DaemonChild, org: &Org, runs: ApiRuns
                     "wrk -t2 -c50 -d10s (closed loop, one entity): max throughput",
                     format!("{} req/s", fmt_num(rate)),
                 ));
-                section.rows.push(Row::value("wrk: p99 at that throughput", format!("{} ms", fmt_num(p99))));
+                section.rows.push(Row::value(
+                    "wrk: p99 at that throughput",
+                    format!("{} ms", fmt_num(p99)),
+                ));
             }
             None => section.rows.push(Row::not_measured(
                 "wrk max throughput",
                 "–",
-                format!("could not read wrk's output: {}", text.lines().next().unwrap_or("")),
+                format!(
+                    "could not read wrk's output: {}",
+                    text.lines().next().unwrap_or("")
+                ),
             )),
         }
     } else {
         section.rows.push(Row::not_measured(
             "wrk max throughput (closed loop)",
             "–",
-            if runs.wrk { "wrk is not installed" } else { "skipped in --quick mode" },
+            if runs.wrk {
+                "wrk is not installed"
+            } else {
+                "skipped in --quick mode"
+            },
         ));
     }
 
@@ -174,9 +222,16 @@ pub async fn measure(http: &Http, daemon: &DaemonChild, org: &Org, runs: ApiRuns
                 "MB",
                 &mut rss_mb,
             ));
-            section.rows.push(Row::value("daemon peak RSS (VmHWM)", format!("{} MB", fmt_num(hwm as f64 / 1024.0))));
+            section.rows.push(Row::value(
+                "daemon peak RSS (VmHWM)",
+                format!("{} MB", fmt_num(hwm as f64 / 1024.0)),
+            ));
         }
-        None => section.rows.push(Row::not_measured("daemon RSS", "< 300 MB", "/proc/<pid>/status unreadable")),
+        None => section.rows.push(Row::not_measured(
+            "daemon RSS",
+            "< 300 MB",
+            "/proc/<pid>/status unreadable",
+        )),
     }
     section.rows.push(Row::value(
         "daemon start until listening (restore + evaluate all + commit)",
@@ -236,7 +291,9 @@ pub async fn exemptions(http: &Http, org: &Org, count: usize) -> anyhow::Result<
         if candidates.len() >= count {
             break;
         }
-        let answer = http.get_json(&format!("/v1/entities/{}/scores", entity.identifier)).await?;
+        let answer = http
+            .get_json(&format!("/v1/entities/{}/scores", entity.identifier))
+            .await?;
         let results: Vec<ScorecardResult> = serde_json::from_value(answer)?;
         if let Some(c) = candidate(org, entity.team.as_deref().unwrap_or_default(), &results) {
             candidates.push(c);
@@ -255,14 +312,22 @@ pub async fn exemptions(http: &Http, org: &Org, count: usize) -> anyhow::Result<
                 &json!({ "entity": c.entity, "scorecard": c.scorecard, "rule": c.rule, "reason": "benchmark", "until": until }),
             )
             .await?;
-        let id = requested["id"].as_str().ok_or_else(|| anyhow!("the exemption has no id: {requested}"))?;
+        let id = requested["id"]
+            .as_str()
+            .ok_or_else(|| anyhow!("the exemption has no id: {requested}"))?;
         let started = Instant::now();
-        http.post_json(&format!("/v1/exemptions/{id}/approve"), APPROVER_TOKEN, &json!({ "note": "benchmark" }))
-            .await?;
+        http.post_json(
+            &format!("/v1/exemptions/{id}/approve"),
+            APPROVER_TOKEN,
+            &json!({ "note": "benchmark" }),
+        )
+        .await?;
         answered.push(started.elapsed().as_secs_f64() * 1e3);
         let deadline = started + Duration::from_secs(10);
         loop {
-            let answer = http.get_json(&format!("/v1/entities/{}/scores", c.entity)).await?;
+            let answer = http
+                .get_json(&format!("/v1/entities/{}/scores", c.entity))
+                .await?;
             let results: Vec<ScorecardResult> = serde_json::from_value(answer)?;
             if results
                 .iter()
@@ -281,8 +346,16 @@ pub async fn exemptions(http: &Http, org: &Org, count: usize) -> anyhow::Result<
         }
         visible.push(started.elapsed().as_secs_f64() * 1e3);
     }
-    section.rows.push(Row::info("approve → new level served by the API", "ms", &mut visible));
-    section.rows.push(Row::info("of which: the approval's answer (durable commit)", "ms", &mut answered));
+    section.rows.push(Row::info(
+        "approve → new level served by the API",
+        "ms",
+        &mut visible,
+    ));
+    section.rows.push(Row::info(
+        "of which: the approval's answer (durable commit)",
+        "ms",
+        &mut answered,
+    ));
     Ok(section)
 }
 
@@ -294,7 +367,10 @@ mod tests {
     fn reads_wrk_output() {
         let text = "Running 10s test @ http://127.0.0.1:1/v1/gate/x\n  2 threads and 50 connections\n  Latency Distribution\n     50%  512.00us\n     99%    2.31ms\n  100 requests in 10.00s\nRequests/sec:  41234.56\nTransfer/sec:      9.70MB\n";
         assert_eq!(parse_wrk(text), Some((41234.56, 2.31)));
-        assert_eq!(parse_wrk("99%  870.00us\nRequests/sec: 10"), Some((10.0, 0.87)));
+        assert_eq!(
+            parse_wrk("99%  870.00us\nRequests/sec: 10"),
+            Some((10.0, 0.87))
+        );
         assert_eq!(parse_wrk("nothing"), None);
     }
 }

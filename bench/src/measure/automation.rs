@@ -28,7 +28,13 @@ async fn outbox_pending(http: &Http) -> anyhow::Result<f64> {
     let text = http.get_text("/metrics").await?;
     Ok(text
         .lines()
-        .find_map(|l| l.strip_prefix("readyd_outbox_pending")?.trim().split_whitespace().next()?.parse().ok())
+        .find_map(|l| {
+            l.strip_prefix("readyd_outbox_pending")?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
         .unwrap_or(0.0))
 }
 
@@ -55,7 +61,8 @@ pub async fn measure(
     let baseline = open_tasks(http).await?;
     let file = standards.join("scorecards").join("canary.yaml");
     let tmp = file.with_file_name(".canary.yaml.tmp");
-    std::fs::write(&tmp, to_yaml(&canary_scorecard(true))?).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::write(&tmp, to_yaml(&canary_scorecard(true))?)
+        .with_context(|| format!("writing {}", tmp.display()))?;
     let before = receiver.arrivals("/hook").len();
     let started = Instant::now();
     std::fs::rename(&tmp, &file).with_context(|| format!("renaming onto {}", file.display()))?;
@@ -67,7 +74,10 @@ pub async fn measure(
             break started.elapsed();
         }
         if Instant::now() > deadline {
-            return Err(anyhow!("{} of {degraded} tasks were committed within 120 s", now.saturating_sub(baseline)));
+            return Err(anyhow!(
+                "{} of {degraded} tasks were committed within 120 s",
+                now.saturating_sub(baseline)
+            ));
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
@@ -81,7 +91,10 @@ pub async fn measure(
             last_count = count;
             quiet_since = Instant::now();
         }
-        if count > 0 && quiet_since.elapsed() > Duration::from_secs(2) && outbox_pending(http).await? == 0.0 {
+        if count > 0
+            && quiet_since.elapsed() > Duration::from_secs(2)
+            && outbox_pending(http).await? == 0.0
+        {
             break;
         }
         if Instant::now() > deadline {
@@ -89,7 +102,11 @@ pub async fn measure(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let arrivals: Vec<Instant> = receiver.arrivals("/hook").into_iter().skip(before).collect();
+    let arrivals: Vec<Instant> = receiver
+        .arrivals("/hook")
+        .into_iter()
+        .skip(before)
+        .collect();
     let mut committed_ms = Samples::from_values([committed.as_secs_f64() * 1e3]);
     section.rows.push(Row::info(
         &format!("change → {degraded} tasks and their outbox entries committed"),
@@ -99,10 +116,16 @@ pub async fn measure(
     match (arrivals.first(), arrivals.last()) {
         (Some(first), Some(last)) if arrivals.len() > 1 => {
             let span = last.duration_since(*first).as_secs_f64();
-            section.rows.push(Row::value("notifications delivered", fmt_num(arrivals.len() as f64)));
+            section.rows.push(Row::value(
+                "notifications delivered",
+                fmt_num(arrivals.len() as f64),
+            ));
             section.rows.push(Row::value(
                 "first notification after the change",
-                format!("{} ms", fmt_num(first.duration_since(started).as_secs_f64() * 1e3)),
+                format!(
+                    "{} ms",
+                    fmt_num(first.duration_since(started).as_secs_f64() * 1e3)
+                ),
             ));
             section.rows.push(Row::value(
                 "delivery throughput (first to last notification)",

@@ -142,7 +142,11 @@ pub fn pure_evaluator(org: &Org, runs: usize) -> Section {
 /// one redb write transaction (`Durability::Immediate`, fsync) into a store that already holds
 /// the organisation's entities and fact histories. Each run uses a new `now`, so every result
 /// differs from the stored one and is really written.
-pub fn full_pass(org: &Org, store_file: &Path, runs: usize) -> anyhow::Result<(Section, Vec<ScorecardResult>)> {
+pub fn full_pass(
+    org: &Org,
+    store_file: &Path,
+    runs: usize,
+) -> anyhow::Result<(Section, Vec<ScorecardResult>)> {
     let n = org.entities.len();
     let mut section = Section::new(
         "Full pass with commit (evaluator + store)",
@@ -188,16 +192,26 @@ pub fn full_pass(org: &Org, store_file: &Path, runs: usize) -> anyhow::Result<(S
         "s",
         &mut total,
     ));
-    section.rows.push(Row::info("of which: evaluation", "ms", &mut eval_ms));
-    section.rows.push(Row::info("of which: redb commit", "ms", &mut commit_ms));
     section
-        .notes
-        .push(format!("{} scorecard results written per pass.", last.len()));
+        .rows
+        .push(Row::info("of which: evaluation", "ms", &mut eval_ms));
+    section
+        .rows
+        .push(Row::info("of which: redb commit", "ms", &mut commit_ms));
+    section.notes.push(format!(
+        "{} scorecard results written per pass.",
+        last.len()
+    ));
     Ok((section, last))
 }
 
 /// Check calls the entities' applicable plugin rules need, run like the engine's pass.
-async fn run_checks(plugin: &Arc<Plugin>, org: &Org, standards: &Standards, now: Timestamp) -> (Vec<Checks>, usize) {
+async fn run_checks(
+    plugin: &Arc<Plugin>,
+    org: &Org,
+    standards: &Standards,
+    now: Timestamp,
+) -> (Vec<Checks>, usize) {
     struct Call {
         entity: usize,
         scorecard: String,
@@ -228,7 +242,13 @@ async fn run_checks(plugin: &Arc<Plugin>, org: &Org, standards: &Standards, now:
     let jobs = calls.chunks(512).map(|chunk| {
         let batch: Vec<_> = chunk
             .iter()
-            .map(|c| (org.entities[c.entity].as_ref(), &facts_json[c.entity], &c.params))
+            .map(|c| {
+                (
+                    org.entities[c.entity].as_ref(),
+                    &facts_json[c.entity],
+                    &c.params,
+                )
+            })
             .collect();
         async move { (chunk, plugin.evaluate_batch(&batch).await) }
     });
@@ -254,7 +274,12 @@ pub fn facts_as_json(facts: &EntityFacts) -> serde_json::Value {
     serde_json::Value::Object(
         facts
             .iter()
-            .map(|(source, record)| (source.clone(), serde_json::Value::Object(record.facts.clone())))
+            .map(|(source, record)| {
+                (
+                    source.clone(),
+                    serde_json::Value::Object(record.facts.clone()),
+                )
+            })
             .collect(),
     )
 }
@@ -280,7 +305,12 @@ pub async fn plugin_workload(
     );
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let now = reference_time();
-    let (mut builtin, mut wasm, mut ratio, mut per_rule) = (Samples::new(), Samples::new(), Samples::new(), Samples::new());
+    let (mut builtin, mut wasm, mut ratio, mut per_rule) = (
+        Samples::new(),
+        Samples::new(),
+        Samples::new(),
+        Samples::new(),
+    );
     let mut mismatches = 0usize;
     let mut calls_per_pass = 0;
     for _ in 0..runs {
@@ -294,7 +324,10 @@ pub async fn plugin_workload(
         let started = Instant::now();
         let (checks, calls) = run_checks(&plugin, org, &org.standards_wasm, now).await;
         let o = org.clone();
-        let wasm_results = tokio::task::spawn_blocking(move || evaluate_parallel(&o.standards_wasm, &o, Some(&checks), now, cores).0).await?;
+        let wasm_results = tokio::task::spawn_blocking(move || {
+            evaluate_parallel(&o.standards_wasm, &o, Some(&checks), now, cores).0
+        })
+        .await?;
         let t_wasm = started.elapsed();
         calls_per_pass = calls;
         mismatches = count_mismatches(&builtin_results, &wasm_results);
@@ -302,18 +335,31 @@ pub async fn plugin_workload(
         wasm.push(t_wasm.as_secs_f64() * 1e3);
         ratio.push(t_wasm.as_secs_f64() / t_builtin.as_secs_f64());
         let builtin_rule = t_builtin.as_secs_f64() / rule_evals as f64;
-        let plugin_rule = (t_wasm.as_secs_f64() - t_builtin.as_secs_f64()) / calls.max(1) as f64 + builtin_rule;
+        let plugin_rule =
+            (t_wasm.as_secs_f64() - t_builtin.as_secs_f64()) / calls.max(1) as f64 + builtin_rule;
         per_rule.push(plugin_rule / builtin_rule);
     }
-    section.rows.push(Row::info("pass, all built-in (evaluation only)", "ms", &mut builtin));
-    section.rows.push(Row::info("pass, one rule per scorecard by wasm plugin", "ms", &mut wasm));
+    section.rows.push(Row::info(
+        "pass, all built-in (evaluation only)",
+        "ms",
+        &mut builtin,
+    ));
+    section.rows.push(Row::info(
+        "pass, one rule per scorecard by wasm plugin",
+        "ms",
+        &mut wasm,
+    ));
     section.rows.push(Row::target(
         "cost of the plugin workload relative to all built-in",
         Goal::Below(5.0),
         "×",
         &mut ratio,
     ));
-    section.rows.push(Row::info("cost of one plugin rule relative to one built-in rule", "×", &mut per_rule));
+    section.rows.push(Row::info(
+        "cost of one plugin rule relative to one built-in rule",
+        "×",
+        &mut per_rule,
+    ));
     section.notes.push(format!(
         "{calls_per_pass} plugin calls per pass; the plugin rule and its built-in equivalent \
          disagreed (counted as passed or not) on {mismatches} (entity, rule) pairs."
@@ -328,8 +374,10 @@ pub async fn plugin_workload(
 
 /// (entity, scorecard, rule) whose counts-as-passed differs between the two result sets.
 fn count_mismatches(a: &[ScorecardResult], b: &[ScorecardResult]) -> usize {
-    let index: HashMap<(&str, &str), &ScorecardResult> =
-        b.iter().map(|r| ((r.entity.as_str(), r.scorecard.as_str()), r)).collect();
+    let index: HashMap<(&str, &str), &ScorecardResult> = b
+        .iter()
+        .map(|r| ((r.entity.as_str(), r.scorecard.as_str()), r))
+        .collect();
     let mut mismatches = 0;
     for r in a {
         let Some(other) = index.get(&(r.entity.as_str(), r.scorecard.as_str())) else {
@@ -348,5 +396,7 @@ fn count_mismatches(a: &[ScorecardResult], b: &[ScorecardResult]) -> usize {
 /// A plugin host with an on-disk cache, and `slo-budget` loaded from it.
 pub async fn load_slo_budget(host: &PluginHost, manifests: &Path) -> anyhow::Result<Arc<Plugin>> {
     let manifest = crate::measure::plugins::manifest_for(manifests, "slo-budget")?;
-    host.load(manifest).await.map_err(|e| anyhow!("loading slo-budget: {e}"))
+    host.load(manifest)
+        .await
+        .map_err(|e| anyhow!("loading slo-budget: {e}"))
 }

@@ -102,12 +102,19 @@ pub struct PluginRuns {
 
 async fn load(host: &PluginHost, dir: &Path, name: &str) -> anyhow::Result<Arc<Plugin>> {
     let manifest = manifest_for(dir, name)?;
-    host.load(manifest).await.map_err(|e| anyhow!("loading {name}: {e}"))
+    host.load(manifest)
+        .await
+        .map_err(|e| anyhow!("loading {name}: {e}"))
 }
 
 /// Every plugin measurement. `manifests` holds [`write_manifests`]'s output; `scratch` is for
 /// caches.
-pub async fn measure(org: &Org, manifests: &Path, scratch: &Path, runs: PluginRuns) -> anyhow::Result<Section> {
+pub async fn measure(
+    org: &Org,
+    manifests: &Path,
+    scratch: &Path,
+    runs: PluginRuns,
+) -> anyhow::Result<Section> {
     let mut section = Section::new(
         "Plugins",
         format!(
@@ -129,7 +136,9 @@ pub async fn measure(org: &Org, manifests: &Path, scratch: &Path, runs: PluginRu
     })
     .map_err(|e| anyhow!("{e}"))?;
     for (package, name) in PLUGINS {
-        let size = std::fs::metadata(artifact(package)?).map(|m| m.len()).unwrap_or(0);
+        let size = std::fs::metadata(artifact(package)?)
+            .map(|m| m.len())
+            .unwrap_or(0);
         let mut cold = Samples::new();
         for _ in 0..runs.cold {
             let started = Instant::now();
@@ -138,7 +147,10 @@ pub async fn measure(org: &Org, manifests: &Path, scratch: &Path, runs: PluginRu
             drop(plugin);
         }
         section.rows.push(Row::info(
-            &format!("{name} ({} KiB): cold load, compile included", fmt_num(size as f64 / 1024.0)),
+            &format!(
+                "{name} ({} KiB): cold load, compile included",
+                fmt_num(size as f64 / 1024.0)
+            ),
             "ms",
             &mut cold,
         ));
@@ -149,7 +161,9 @@ pub async fn measure(org: &Org, manifests: &Path, scratch: &Path, runs: PluginRu
             let plugin = load(&cached_host, manifests, name).await?;
             cached.push(started.elapsed().as_secs_f64() * 1e3);
             if !plugin.loaded_from_cache() {
-                return Err(anyhow!("{name} was compiled again although its artifact is cached"));
+                return Err(anyhow!(
+                    "{name} was compiled again although its artifact is cached"
+                ));
             }
         }
         section.rows.push(Row::target(
@@ -174,13 +188,25 @@ pub async fn measure(org: &Org, manifests: &Path, scratch: &Path, runs: PluginRu
     let noop = load(&cached_host, manifests, "noop-check").await?;
     let slo = load(&cached_host, manifests, "slo-budget").await?;
     let slo_params = json!({ "source": "prometheus" });
-    let calls: Vec<_> = (0..runs.calls).map(|_| (entity.as_ref(), &facts, &params)).collect();
-    let slo_calls: Vec<_> = (0..runs.calls).map(|_| (entity.as_ref(), &facts, &slo_params)).collect();
-    let (mut single, mut batch, mut slo_batch, mut native) = (Samples::new(), Samples::new(), Samples::new(), Samples::new());
+    let calls: Vec<_> = (0..runs.calls)
+        .map(|_| (entity.as_ref(), &facts, &params))
+        .collect();
+    let slo_calls: Vec<_> = (0..runs.calls)
+        .map(|_| (entity.as_ref(), &facts, &slo_params))
+        .collect();
+    let (mut single, mut batch, mut slo_batch, mut native) = (
+        Samples::new(),
+        Samples::new(),
+        Samples::new(),
+        Samples::new(),
+    );
     for _ in 0..runs.rounds {
         let started = Instant::now();
         for _ in 0..runs.calls {
-            let outcome = noop.evaluate(&entity, &facts, &params).await.map_err(|e| anyhow!("{e}"))?;
+            let outcome = noop
+                .evaluate(&entity, &facts, &params)
+                .await
+                .map_err(|e| anyhow!("{e}"))?;
             std::hint::black_box(outcome);
         }
         single.push(started.elapsed().as_secs_f64() * 1e6 / runs.calls as f64);
@@ -201,7 +227,11 @@ pub async fn measure(org: &Org, manifests: &Path, scratch: &Path, runs: PluginRu
 
         let started = Instant::now();
         for _ in 0..runs.calls {
-            std::hint::black_box(native_noop(std::hint::black_box(&entity), &facts, std::hint::black_box(&params)));
+            std::hint::black_box(native_noop(
+                std::hint::black_box(&entity),
+                &facts,
+                std::hint::black_box(&params),
+            ));
         }
         native.push(started.elapsed().as_secs_f64() * 1e6 / runs.calls as f64);
     }
@@ -219,7 +249,10 @@ pub async fn measure(org: &Org, manifests: &Path, scratch: &Path, runs: PluginRu
     for _ in 0..runs.rounds {
         let started = Instant::now();
         for _ in 0..fresh_calls {
-            let outcome = fresh_noop.evaluate(&entity, &facts, &params).await.map_err(|e| anyhow!("{e}"))?;
+            let outcome = fresh_noop
+                .evaluate(&entity, &facts, &params)
+                .await
+                .map_err(|e| anyhow!("{e}"))?;
             std::hint::black_box(outcome);
         }
         fresh.push(started.elapsed().as_secs_f64() * 1e6 / fresh_calls as f64);
@@ -241,7 +274,12 @@ pub async fn measure(org: &Org, manifests: &Path, scratch: &Path, runs: PluginRu
             tasks.spawn(async move {
                 let params = json!({});
                 let calls: Vec<_> = (0..n).map(|_| (entity.as_ref(), &facts, &params)).collect();
-                plugin.evaluate_batch(&calls).await.iter().filter(|a| a.is_ok()).count()
+                plugin
+                    .evaluate_batch(&calls)
+                    .await
+                    .iter()
+                    .filter(|a| a.is_ok())
+                    .count()
             });
         }
         let mut ok = 0;
@@ -258,11 +296,29 @@ pub async fn measure(org: &Org, manifests: &Path, scratch: &Path, runs: PluginRu
         "µs",
         &mut batch,
     ));
-    section.rows.push(Row::info("noop-check: warm call (`Plugin::evaluate`, one at a time)", "µs", &mut single));
-    section.rows.push(Row::info("the same logic as a native Rust function", "µs", &mut native));
-    section.rows.push(Row::info("warm wasm call / native call", "×", &mut ratio));
-    section.rows.push(Row::info("slo-budget: warm call (in a batch)", "µs", &mut slo_batch));
-    section.rows.push(Row::info("noop-check: call on a fresh instance (instantiate + `init` + call)", "µs", &mut fresh));
+    section.rows.push(Row::info(
+        "noop-check: warm call (`Plugin::evaluate`, one at a time)",
+        "µs",
+        &mut single,
+    ));
+    section.rows.push(Row::info(
+        "the same logic as a native Rust function",
+        "µs",
+        &mut native,
+    ));
+    section
+        .rows
+        .push(Row::info("warm wasm call / native call", "×", &mut ratio));
+    section.rows.push(Row::info(
+        "slo-budget: warm call (in a batch)",
+        "µs",
+        &mut slo_batch,
+    ));
+    section.rows.push(Row::info(
+        "noop-check: call on a fresh instance (instantiate + `init` + call)",
+        "µs",
+        &mut fresh,
+    ));
     section.rows.push(Row::target(
         "instantiation from the pool (fresh call − warm call)",
         Goal::Below(50.0),
@@ -293,8 +349,14 @@ mod tests {
             relations: Default::default(),
         };
         let pass = native_noop(&e, &json!({}), &json!({}));
-        assert_eq!((pass.status, pass.message.as_deref()), (RuleStatus::Pass, Some("noop")));
+        assert_eq!(
+            (pass.status, pass.message.as_deref()),
+            (RuleStatus::Pass, Some("noop"))
+        );
         let fail = native_noop(&e, &json!({}), &json!({ "status": "fail", "message": "m" }));
-        assert_eq!((fail.status, fail.message.as_deref()), (RuleStatus::Fail, Some("m")));
+        assert_eq!(
+            (fail.status, fail.message.as_deref()),
+            (RuleStatus::Fail, Some("m"))
+        );
     }
 }

@@ -35,7 +35,9 @@ pub struct ReloadSetup {
 
 /// The plugin manifest of build `k` of the no-op check (`noop-check-v<k>.wasm`, marker `v<k>`).
 pub fn noop_manifest(k: usize) -> String {
-    format!("name = \"noop-check\"\nkind = \"check\"\nwasm = \"noop-check-v{k}.wasm\"\n\n[config]\nmarker = \"v{k}\"\n")
+    format!(
+        "name = \"noop-check\"\nkind = \"check\"\nwasm = \"noop-check-v{k}.wasm\"\n\n[config]\nmarker = \"v{k}\"\n"
+    )
 }
 
 /// The component with a custom section naming build `k` appended: the same code, another file
@@ -68,7 +70,10 @@ pub fn noop_build(wasm: &[u8], k: usize) -> Vec<u8> {
 /// Writes `bytes` beside `target` under a hidden temporary name (never loaded), then renames it
 /// into place; returns the moment of the rename.
 fn replace(target: &Path, bytes: &[u8]) -> anyhow::Result<Instant> {
-    let name = target.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let name = target
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("file");
     let tmp = target.with_file_name(format!(".{name}.tmp"));
     std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
     let at = Instant::now();
@@ -78,7 +83,13 @@ fn replace(target: &Path, bytes: &[u8]) -> anyhow::Result<Instant> {
 
 fn metric(text: &str, name: &str) -> f64 {
     text.lines()
-        .find_map(|l| l.strip_prefix(name)?.trim().split_whitespace().next()?.parse().ok())
+        .find_map(|l| {
+            l.strip_prefix(name)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
         .unwrap_or(0.0)
 }
 
@@ -111,7 +122,9 @@ async fn wait_for(
         }
         if Instant::now() > deadline {
             let status = http.get_json("/v1/status").await.unwrap_or(Value::Null);
-            return Err(anyhow!("{what} was not in force within 30 s; /v1/status: {status}"));
+            return Err(anyhow!(
+                "{what} was not in force within 30 s; /v1/status: {status}"
+            ));
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
@@ -145,10 +158,26 @@ impl Swaps {
             "ms",
             &mut self.total,
         ));
-        section.rows.push(Row::target(&format!("{what}: p99 of the swaps"), Goal::Below(1000.0), "ms", &mut p99));
-        section.rows.push(Row::value(&format!("{what}: debounce (configured)"), format!("{debounce_ms} ms")));
-        section.rows.push(Row::info(&format!("{what}: evaluate (from /metrics)"), "ms", &mut self.evaluate));
-        section.rows.push(Row::info(&format!("{what}: commit (from /metrics)"), "ms", &mut self.commit));
+        section.rows.push(Row::target(
+            &format!("{what}: p99 of the swaps"),
+            Goal::Below(1000.0),
+            "ms",
+            &mut p99,
+        ));
+        section.rows.push(Row::value(
+            &format!("{what}: debounce (configured)"),
+            format!("{debounce_ms} ms"),
+        ));
+        section.rows.push(Row::info(
+            &format!("{what}: evaluate (from /metrics)"),
+            "ms",
+            &mut self.evaluate,
+        ));
+        section.rows.push(Row::info(
+            &format!("{what}: commit (from /metrics)"),
+            "ms",
+            &mut self.commit,
+        ));
         section.rows.push(Row::info(
             &format!("{what}: detect, load or compile, swap, serve (remainder)"),
             "ms",
@@ -191,16 +220,19 @@ pub async fn measure(http: &Http, setup: &ReloadSetup, swaps: usize) -> anyhow::
 
     let result = async {
         let mut scorecards = Swaps::default();
-        let card_file = setup.standards.join("scorecards").join("documentation.yaml");
+        let card_file = setup
+            .standards
+            .join("scorecards")
+            .join("documentation.yaml");
         for k in 1..=swaps {
             let rule = format!("swap-{k}");
             let text = to_yaml(&swapped_documentation(k))?;
             let before = counters(http).await?;
             let at = replace(&card_file, text.as_bytes())?;
             let total = wait_for(http, &setup.sample, at, &rule, |results| {
-                results
-                    .iter()
-                    .any(|r| r.scorecard == "documentation" && r.rules.iter().any(|x| x.rule == rule))
+                results.iter().any(|r| {
+                    r.scorecard == "documentation" && r.rules.iter().any(|x| x.rule == rule)
+                })
             })
             .await?;
             let after = counters(http).await?;
@@ -217,37 +249,61 @@ pub async fn measure(http: &Http, setup: &ReloadSetup, swaps: usize) -> anyhow::
                     break;
                 }
                 if Instant::now() > deadline {
-                    return Err(anyhow!("{rule} applies to {applicable} of {} entities after 30 s", setup.entities));
+                    return Err(anyhow!(
+                        "{rule} applies to {applicable} of {} entities after 30 s",
+                        setup.entities
+                    ));
                 }
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
             tokio::time::sleep(Duration::from_millis(2 * setup.debounce_ms)).await;
         }
-        scorecards.rows(&mut section, "scorecard replaced", setup.entities, setup.debounce_ms);
+        scorecards.rows(
+            &mut section,
+            "scorecard replaced",
+            setup.entities,
+            setup.debounce_ms,
+        );
 
-        let wasm = std::fs::read(&setup.noop_wasm).with_context(|| format!("reading {}", setup.noop_wasm.display()))?;
+        let wasm = std::fs::read(&setup.noop_wasm)
+            .with_context(|| format!("reading {}", setup.noop_wasm.display()))?;
         let mut plugins = Swaps::default();
         let manifest = setup.plugins.join("noop-check.toml");
         for k in 1..=swaps {
-            replace(&setup.plugins.join(format!("noop-check-v{k}.wasm")), &noop_build(&wasm, k))?;
+            replace(
+                &setup.plugins.join(format!("noop-check-v{k}.wasm")),
+                &noop_build(&wasm, k),
+            )?;
             tokio::time::sleep(Duration::from_millis(2 * setup.debounce_ms)).await;
             let marker = format!("(v{k})");
             let before = counters(http).await?;
             let at = replace(&manifest, noop_manifest(k).as_bytes())?;
-            let total = wait_for(http, &setup.sample, at, &format!("plugin build v{k}"), |results| {
-                results.iter().any(|r| {
-                    r.scorecard == "canary"
-                        && r.rules.iter().any(|x| {
-                            x.rule == "plugin-marker" && x.message.as_deref().is_some_and(|m| m.contains(&marker))
-                        })
-                })
-            })
+            let total = wait_for(
+                http,
+                &setup.sample,
+                at,
+                &format!("plugin build v{k}"),
+                |results| {
+                    results.iter().any(|r| {
+                        r.scorecard == "canary"
+                            && r.rules.iter().any(|x| {
+                                x.rule == "plugin-marker"
+                                    && x.message.as_deref().is_some_and(|m| m.contains(&marker))
+                            })
+                    })
+                },
+            )
             .await?;
             let after = counters(http).await?;
             plugins.record(total, before, after, setup.debounce_ms);
             tokio::time::sleep(Duration::from_millis(2 * setup.debounce_ms)).await;
         }
-        plugins.rows(&mut section, "plugin build replaced", setup.entities, setup.debounce_ms);
+        plugins.rows(
+            &mut section,
+            "plugin build replaced",
+            setup.entities,
+            setup.debounce_ms,
+        );
         Ok::<_, anyhow::Error>(())
     }
     .await;
@@ -255,7 +311,12 @@ pub async fn measure(http: &Http, setup: &ReloadSetup, swaps: usize) -> anyhow::
     let (sent, failed) = background.await.context("the background load panicked")?;
     result?;
     let mut failures = Samples::from_values([failed as f64]);
-    let mut row = Row::target("failed API requests during the swaps", Goal::Below(0.5), "", &mut failures);
+    let mut row = Row::target(
+        "failed API requests during the swaps",
+        Goal::Below(0.5),
+        "",
+        &mut failures,
+    );
     row.target = "0".into();
     row.median = format!("{failed} of {sent}");
     row.spread = "–".into();
@@ -274,7 +335,11 @@ mod tests {
         assert!(built.starts_with(&base));
         let section = &built[base.len()..];
         assert_eq!(section[0], 0, "custom section id");
-        assert_eq!(section[1] as usize, section.len() - 2, "size covers the content");
+        assert_eq!(
+            section[1] as usize,
+            section.len() - 2,
+            "size covers the content"
+        );
         assert_eq!(section[2] as usize, "readyd-bench-build".len());
         assert!(section.ends_with(b"v3"));
         assert_ne!(noop_build(&base, 1), noop_build(&base, 2));

@@ -25,7 +25,9 @@ use super::{Matrix, Node, Op, SharedRule};
 
 /// Where `bench.js`, `package.json` and (after `npm ci`) `node_modules` are.
 pub fn node_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("peers").join("node")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("peers")
+        .join("node")
 }
 
 fn operator(op: Op) -> &'static str {
@@ -47,8 +49,12 @@ fn conditions(node: &Node) -> Value {
         Node::Cond { path, op, value } => {
             json!({ "fact": path, "operator": operator(*op), "value": value })
         }
-        Node::All(children) => json!({ "all": children.iter().map(conditions).collect::<Vec<_>>() }),
-        Node::Any(children) => json!({ "any": children.iter().map(conditions).collect::<Vec<_>>() }),
+        Node::All(children) => {
+            json!({ "all": children.iter().map(conditions).collect::<Vec<_>>() })
+        }
+        Node::Any(children) => {
+            json!({ "any": children.iter().map(conditions).collect::<Vec<_>>() })
+        }
     }
 }
 
@@ -156,12 +162,16 @@ pub fn run(peers_dir: &Path, matrix_shape: &Matrix, runs: usize) -> anyhow::Resu
             String::from_utf8_lossy(&out.stderr).trim()
         ));
     }
-    let answer: NodeAnswer = serde_json::from_slice(&out.stdout).context("reading bench.js's answer")?;
+    let answer: NodeAnswer =
+        serde_json::from_slice(&out.stdout).context("reading bench.js's answer")?;
     let n = matrix_shape.rules.len();
     let mut passed = Vec::with_capacity(answer.matrix.len() * n);
     for (e, row) in answer.matrix.iter().enumerate() {
         if row.len() != n {
-            return Err(anyhow!("bench.js answered {} rules for entity #{e}, expected {n}", row.len()));
+            return Err(anyhow!(
+                "bench.js answered {} rules for entity #{e}, expected {n}",
+                row.len()
+            ));
         }
         for (r, bit) in row.bytes().enumerate() {
             passed.push(match bit {
@@ -178,8 +188,15 @@ pub fn run(peers_dir: &Path, matrix_shape: &Matrix, runs: usize) -> anyhow::Resu
         }
     }
     Ok(NodeRun {
-        label: format!("json-rules-engine {} (node {})", answer.version, answer.node),
-        times: answer.runs_ms.iter().map(|ms| Duration::from_secs_f64(ms / 1000.0)).collect(),
+        label: format!(
+            "json-rules-engine {} (node {})",
+            answer.version, answer.node
+        ),
+        times: answer
+            .runs_ms
+            .iter()
+            .map(|ms| Duration::from_secs_f64(ms / 1000.0))
+            .collect(),
         evaluations: answer.evaluations,
         matrix: Matrix {
             entities: matrix_shape.entities.clone(),
@@ -208,19 +225,30 @@ mod tests {
         entity.properties.insert("tags".into(), json!(["pci"]));
         entity.properties.insert("gone".into(), Value::Null);
         let mut facts = EntityFacts::new();
-        let Value::Object(object) = json!({ "slo": { "error_budget_remaining": 0.5 }, "availability": 99.9 }) else {
+        let Value::Object(object) =
+            json!({ "slo": { "error_budget_remaining": 0.5 }, "availability": 99.9 })
+        else {
             unreachable!()
         };
         facts.insert(
             "prometheus".into(),
-            FactRecord { source: "prometheus".into(), facts: object, collected_at: chrono::Utc::now(), plugin_version: "x".into(), stale_reason: None },
+            FactRecord {
+                source: "prometheus".into(),
+                facts: object,
+                collected_at: chrono::Utc::now(),
+                plugin_version: "x".into(),
+                stale_reason: None,
+            },
         );
         let flat = flat_facts(&entity, &facts);
         assert_eq!(flat["$tier"], json!(2));
         assert!(flat.get("$team").is_none());
         assert!(flat.get("gone").is_none());
         assert_eq!(flat["tags"], json!(["pci"]));
-        assert_eq!(flat["facts.prometheus.slo.error_budget_remaining"], json!(0.5));
+        assert_eq!(
+            flat["facts.prometheus.slo.error_budget_remaining"],
+            json!(0.5)
+        );
         assert_eq!(flat["facts.prometheus.availability"], json!(99.9));
     }
 
@@ -231,13 +259,27 @@ mod tests {
             rule: "r",
             level: "Bronze",
             query: Node::Any(vec![
-                Node::Cond { path: "$tier", op: Op::Le, value: json!(2) },
-                Node::All(vec![Node::Cond { path: "tags", op: Op::Contains, value: json!("pci") }]),
+                Node::Cond {
+                    path: "$tier",
+                    op: Op::Le,
+                    value: json!(2),
+                },
+                Node::All(vec![Node::Cond {
+                    path: "tags",
+                    op: Op::Contains,
+                    value: json!("pci"),
+                }]),
             ]),
         }];
         let rules = rules(&set);
         assert_eq!(rules[0]["name"], "0");
-        assert_eq!(rules[0]["conditions"]["any"][0]["operator"], "lessThanInclusive");
-        assert_eq!(rules[0]["conditions"]["any"][1]["all"][0]["operator"], "contains");
+        assert_eq!(
+            rules[0]["conditions"]["any"][0]["operator"],
+            "lessThanInclusive"
+        );
+        assert_eq!(
+            rules[0]["conditions"]["any"][1]["all"][0]["operator"],
+            "contains"
+        );
     }
 }

@@ -74,7 +74,11 @@ impl Op {
 #[derive(Clone, Debug)]
 pub enum Node {
     /// `{property, operator, value}`; `path` is readyd's property path.
-    Cond { path: &'static str, op: Op, value: Value },
+    Cond {
+        path: &'static str,
+        op: Op,
+        value: Value,
+    },
     All(Vec<Node>),
     Any(Vec<Node>),
 }
@@ -108,7 +112,12 @@ fn r(scorecard: &'static str, rule: &'static str, level: &'static str, query: No
         q @ (Node::All(_) | Node::Any(_)) => q,
         single => Node::All(vec![single]),
     };
-    SharedRule { scorecard, rule, level, query }
+    SharedRule {
+        scorecard,
+        rule,
+        level,
+        query,
+    }
 }
 
 /// The shared rule set: 5 scorecards × 10 rules (3 Bronze, 4 Silver, 3 Gold).
@@ -116,87 +125,335 @@ pub fn shared_rule_set() -> Vec<SharedRule> {
     use Op::*;
     let (b, s, g) = ("Bronze", "Silver", "Gold");
     vec![
-        r("ownership", "service-kind", b, c("$kind", In, json!(["service", "api"]))),
+        r(
+            "ownership",
+            "service-kind",
+            b,
+            c("$kind", In, json!(["service", "api"])),
+        ),
         r("ownership", "critical-tier", b, c("$tier", Le, json!(2))),
-        r("ownership", "in-production", b, c("lifecycle", Eq, json!("production"))),
-        r("ownership", "not-deprecated", s, c("lifecycle", Ne, json!("deprecated"))),
-        r("ownership", "oncall", s, c("facts.pagerduty.oncall_count", Gt, json!(0))),
-        r("ownership", "oncall-or-minor", s, Node::Any(vec![
-            c("facts.pagerduty.oncall_count", Ge, json!(1)),
-            c("$tier", Eq, json!(3)),
-        ])),
-        r("ownership", "fast-recovery", s, c("facts.pagerduty.mttr_minutes", Lt, json!(120))),
-        r("ownership", "pci-tagged", g, c("tags", Contains, json!("pci"))),
-        r("ownership", "core-language", g, c("language", In, json!(["rust", "go", "java"]))),
-        r("ownership", "critical-service-staffed", g, Node::All(vec![
-            c("$kind", Eq, json!("service")),
-            Node::Any(vec![c("$tier", Eq, json!(1)), c("$tier", Eq, json!(2))]),
-            c("facts.pagerduty.oncall_count", Ge, json!(2)),
-        ])),
-        r("reliability", "availability", b, c("facts.prometheus.availability", Ge, json!(99.5))),
-        r("reliability", "error-ratio", b, c("facts.prometheus.error_ratio", Lt, json!(0.01))),
-        r("reliability", "latency", b, c("facts.prometheus.latency_p99_ms", Lt, json!(500))),
-        r("reliability", "availability-high", s, c("facts.prometheus.availability", Gt, json!(99.9))),
-        r("reliability", "error-ratio-low", s, c("facts.prometheus.error_ratio", Le, json!(0.005))),
-        r("reliability", "latency-bounded", s, c("facts.prometheus.latency_p99_ms", Le, json!(1000))),
-        r("reliability", "budget-left", s, c("facts.prometheus.slo.error_budget_remaining", Gt, json!(0))),
-        r("reliability", "budget-healthy", g, c("facts.prometheus.slo.error_budget_remaining", Ge, json!(0.25))),
-        r("reliability", "alerting", g, c("facts.prometheus.alerts_configured", Ge, json!(3))),
-        r("reliability", "fast-and-available", g, Node::All(vec![
-            c("facts.prometheus.availability", Ge, json!(99.9)),
+        r(
+            "ownership",
+            "in-production",
+            b,
+            c("lifecycle", Eq, json!("production")),
+        ),
+        r(
+            "ownership",
+            "not-deprecated",
+            s,
+            c("lifecycle", Ne, json!("deprecated")),
+        ),
+        r(
+            "ownership",
+            "oncall",
+            s,
+            c("facts.pagerduty.oncall_count", Gt, json!(0)),
+        ),
+        r(
+            "ownership",
+            "oncall-or-minor",
+            s,
             Node::Any(vec![
-                c("facts.prometheus.latency_p99_ms", Lt, json!(300)),
+                c("facts.pagerduty.oncall_count", Ge, json!(1)),
                 c("$tier", Eq, json!(3)),
             ]),
-        ])),
-        r("security", "codeowners", b, c("facts.git.has_codeowners", Eq, json!(true))),
-        r("security", "main-branch", b, c("facts.git.default_branch", Eq, json!("main"))),
-        r("security", "few-vulns", b, c("facts.git.open_vulns", Le, json!(5))),
-        r("security", "no-vulns", s, c("facts.git.open_vulns", Eq, json!(0))),
-        r("security", "under-ten-vulns", s, c("facts.git.open_vulns", Lt, json!(10))),
-        r("security", "mit-licensed", s, c("facts.git.licenses", Contains, json!("MIT"))),
-        r("security", "trusted-ci", s, c("facts.git.ci_provider", In, json!(["github-actions", "buildkite"]))),
-        r("security", "not-python", g, c("language", NotIn, json!(["python"]))),
-        r("security", "owned-and-clean", g, Node::All(vec![
+        ),
+        r(
+            "ownership",
+            "fast-recovery",
+            s,
+            c("facts.pagerduty.mttr_minutes", Lt, json!(120)),
+        ),
+        r(
+            "ownership",
+            "pci-tagged",
+            g,
+            c("tags", Contains, json!("pci")),
+        ),
+        r(
+            "ownership",
+            "core-language",
+            g,
+            c("language", In, json!(["rust", "go", "java"])),
+        ),
+        r(
+            "ownership",
+            "critical-service-staffed",
+            g,
+            Node::All(vec![
+                c("$kind", Eq, json!("service")),
+                Node::Any(vec![c("$tier", Eq, json!(1)), c("$tier", Eq, json!(2))]),
+                c("facts.pagerduty.oncall_count", Ge, json!(2)),
+            ]),
+        ),
+        r(
+            "reliability",
+            "availability",
+            b,
+            c("facts.prometheus.availability", Ge, json!(99.5)),
+        ),
+        r(
+            "reliability",
+            "error-ratio",
+            b,
+            c("facts.prometheus.error_ratio", Lt, json!(0.01)),
+        ),
+        r(
+            "reliability",
+            "latency",
+            b,
+            c("facts.prometheus.latency_p99_ms", Lt, json!(500)),
+        ),
+        r(
+            "reliability",
+            "availability-high",
+            s,
+            c("facts.prometheus.availability", Gt, json!(99.9)),
+        ),
+        r(
+            "reliability",
+            "error-ratio-low",
+            s,
+            c("facts.prometheus.error_ratio", Le, json!(0.005)),
+        ),
+        r(
+            "reliability",
+            "latency-bounded",
+            s,
+            c("facts.prometheus.latency_p99_ms", Le, json!(1000)),
+        ),
+        r(
+            "reliability",
+            "budget-left",
+            s,
+            c("facts.prometheus.slo.error_budget_remaining", Gt, json!(0)),
+        ),
+        r(
+            "reliability",
+            "budget-healthy",
+            g,
+            c(
+                "facts.prometheus.slo.error_budget_remaining",
+                Ge,
+                json!(0.25),
+            ),
+        ),
+        r(
+            "reliability",
+            "alerting",
+            g,
+            c("facts.prometheus.alerts_configured", Ge, json!(3)),
+        ),
+        r(
+            "reliability",
+            "fast-and-available",
+            g,
+            Node::All(vec![
+                c("facts.prometheus.availability", Ge, json!(99.9)),
+                Node::Any(vec![
+                    c("facts.prometheus.latency_p99_ms", Lt, json!(300)),
+                    c("$tier", Eq, json!(3)),
+                ]),
+            ]),
+        ),
+        r(
+            "security",
+            "codeowners",
+            b,
             c("facts.git.has_codeowners", Eq, json!(true)),
+        ),
+        r(
+            "security",
+            "main-branch",
+            b,
+            c("facts.git.default_branch", Eq, json!("main")),
+        ),
+        r(
+            "security",
+            "few-vulns",
+            b,
+            c("facts.git.open_vulns", Le, json!(5)),
+        ),
+        r(
+            "security",
+            "no-vulns",
+            s,
             c("facts.git.open_vulns", Eq, json!(0)),
-        ])),
-        r("security", "internal-or-few-vulns", g, Node::Any(vec![
-            c("tags", Contains, json!("internal")),
-            c("facts.git.open_vulns", Le, json!(2)),
-        ])),
-        r("quality", "coverage", b, c("facts.git.test_coverage", Ge, json!(60))),
-        r("quality", "readme", b, c("facts.git.has_readme", Eq, json!(true))),
-        r("quality", "not-website", b, c("$kind", Ne, json!("website"))),
-        r("quality", "coverage-high", s, c("facts.git.test_coverage", Gt, json!(80))),
-        r("quality", "bounded-deps", s, c("facts.git.dependency_count", Lt, json!(150))),
-        r("quality", "changelog", s, c("facts.git.has_changelog", Eq, json!(true))),
-        r("quality", "readme-or-library", s, Node::Any(vec![
+        ),
+        r(
+            "security",
+            "under-ten-vulns",
+            s,
+            c("facts.git.open_vulns", Lt, json!(10)),
+        ),
+        r(
+            "security",
+            "mit-licensed",
+            s,
+            c("facts.git.licenses", Contains, json!("MIT")),
+        ),
+        r(
+            "security",
+            "trusted-ci",
+            s,
+            c(
+                "facts.git.ci_provider",
+                In,
+                json!(["github-actions", "buildkite"]),
+            ),
+        ),
+        r(
+            "security",
+            "not-python",
+            g,
+            c("language", NotIn, json!(["python"])),
+        ),
+        r(
+            "security",
+            "owned-and-clean",
+            g,
+            Node::All(vec![
+                c("facts.git.has_codeowners", Eq, json!(true)),
+                c("facts.git.open_vulns", Eq, json!(0)),
+            ]),
+        ),
+        r(
+            "security",
+            "internal-or-few-vulns",
+            g,
+            Node::Any(vec![
+                c("tags", Contains, json!("internal")),
+                c("facts.git.open_vulns", Le, json!(2)),
+            ]),
+        ),
+        r(
+            "quality",
+            "coverage",
+            b,
+            c("facts.git.test_coverage", Ge, json!(60)),
+        ),
+        r(
+            "quality",
+            "readme",
+            b,
             c("facts.git.has_readme", Eq, json!(true)),
-            c("$kind", Eq, json!("library")),
-        ])),
-        r("quality", "lean-deps", g, c("facts.git.dependency_count", Le, json!(50))),
-        r("quality", "tested-and-lean", g, Node::All(vec![
-            c("facts.git.test_coverage", Ge, json!(50)),
-            c("facts.git.dependency_count", Lt, json!(200)),
-        ])),
-        r("quality", "systems-language", g, c("language", In, json!(["rust", "go"]))),
-        r("operations", "recovery", b, c("facts.pagerduty.mttr_minutes", Lt, json!(60))),
-        r("operations", "tier-one-or-two", b, c("$tier", In, json!([1, 2]))),
-        r("operations", "runs-in-production", b, c("$kind", NotIn, json!(["library", "website"]))),
-        r("operations", "recovery-fast", s, c("facts.pagerduty.mttr_minutes", Le, json!(30))),
-        r("operations", "two-oncall", s, c("facts.pagerduty.oncall_count", Ge, json!(2))),
+        ),
+        r(
+            "quality",
+            "not-website",
+            b,
+            c("$kind", Ne, json!("website")),
+        ),
+        r(
+            "quality",
+            "coverage-high",
+            s,
+            c("facts.git.test_coverage", Gt, json!(80)),
+        ),
+        r(
+            "quality",
+            "bounded-deps",
+            s,
+            c("facts.git.dependency_count", Lt, json!(150)),
+        ),
+        r(
+            "quality",
+            "changelog",
+            s,
+            c("facts.git.has_changelog", Eq, json!(true)),
+        ),
+        r(
+            "quality",
+            "readme-or-library",
+            s,
+            Node::Any(vec![
+                c("facts.git.has_readme", Eq, json!(true)),
+                c("$kind", Eq, json!("library")),
+            ]),
+        ),
+        r(
+            "quality",
+            "lean-deps",
+            g,
+            c("facts.git.dependency_count", Le, json!(50)),
+        ),
+        r(
+            "quality",
+            "tested-and-lean",
+            g,
+            Node::All(vec![
+                c("facts.git.test_coverage", Ge, json!(50)),
+                c("facts.git.dependency_count", Lt, json!(200)),
+            ]),
+        ),
+        r(
+            "quality",
+            "systems-language",
+            g,
+            c("language", In, json!(["rust", "go"])),
+        ),
+        r(
+            "operations",
+            "recovery",
+            b,
+            c("facts.pagerduty.mttr_minutes", Lt, json!(60)),
+        ),
+        r(
+            "operations",
+            "tier-one-or-two",
+            b,
+            c("$tier", In, json!([1, 2])),
+        ),
+        r(
+            "operations",
+            "runs-in-production",
+            b,
+            c("$kind", NotIn, json!(["library", "website"])),
+        ),
+        r(
+            "operations",
+            "recovery-fast",
+            s,
+            c("facts.pagerduty.mttr_minutes", Le, json!(30)),
+        ),
+        r(
+            "operations",
+            "two-oncall",
+            s,
+            c("facts.pagerduty.oncall_count", Ge, json!(2)),
+        ),
         r("operations", "tier-one", s, c("$tier", Eq, json!(1))),
-        r("operations", "live-lifecycle", s, c("lifecycle", In, json!(["production", "experimental"]))),
-        r("operations", "critical-and-available", g, Node::All(vec![
-            c("$tier", Eq, json!(1)),
-            c("facts.prometheus.availability", Ge, json!(99.95)),
-        ])),
-        r("operations", "recovers-or-staffed", g, Node::Any(vec![
-            c("facts.pagerduty.mttr_minutes", Lt, json!(30)),
-            c("facts.pagerduty.oncall_count", Ge, json!(3)),
-        ])),
-        r("operations", "measured-latency", g, c("facts.prometheus.latency_p99_ms", Gt, json!(100))),
+        r(
+            "operations",
+            "live-lifecycle",
+            s,
+            c("lifecycle", In, json!(["production", "experimental"])),
+        ),
+        r(
+            "operations",
+            "critical-and-available",
+            g,
+            Node::All(vec![
+                c("$tier", Eq, json!(1)),
+                c("facts.prometheus.availability", Ge, json!(99.95)),
+            ]),
+        ),
+        r(
+            "operations",
+            "recovers-or-staffed",
+            g,
+            Node::Any(vec![
+                c("facts.pagerduty.mttr_minutes", Lt, json!(30)),
+                c("facts.pagerduty.oncall_count", Ge, json!(3)),
+            ]),
+        ),
+        r(
+            "operations",
+            "measured-latency",
+            g,
+            c("facts.prometheus.latency_p99_ms", Gt, json!(100)),
+        ),
     ]
 }
 
@@ -260,7 +517,10 @@ pub fn write_inputs(
         let path = dir.join(name);
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
     };
-    write("jre-rules.json", serde_json::to_string_pretty(&jre::rules(rules))?)?;
+    write(
+        "jre-rules.json",
+        serde_json::to_string_pretty(&jre::rules(rules))?,
+    )?;
     write("jre-facts.json", serde_json::to_string(&flat)?)?;
     write("policy.rego", rego::policy(rules))?;
     Ok(())
@@ -292,7 +552,10 @@ pub struct Disagreement {
 
 /// Every (entity, rule) where `peer` differs from `readyd`; a shape mismatch is an error.
 pub fn disagreements(readyd: &Matrix, peer: &Matrix) -> anyhow::Result<Vec<Disagreement>> {
-    if readyd.entities != peer.entities || readyd.rules != peer.rules || readyd.passed.len() != peer.passed.len() {
+    if readyd.entities != peer.entities
+        || readyd.rules != peer.rules
+        || readyd.passed.len() != peer.passed.len()
+    {
         return Err(anyhow!(
             "the peer answered for {} entities × {} rules ({} answers), readyd for {} × {}",
             peer.entities.len(),
@@ -328,7 +591,11 @@ pub fn readyd_matrix(
 ) -> anyhow::Result<(Matrix, Vec<Duration>)> {
     let empty = EntityFacts::new();
     let now = crate::org::reference_time();
-    let index: HashMap<String, usize> = rules.iter().enumerate().map(|(i, r)| (r.key(), i)).collect();
+    let index: HashMap<String, usize> = rules
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.key(), i))
+        .collect();
     let mut times = Vec::with_capacity(runs);
     let mut last = Vec::new();
     for _ in 0..runs.max(1) {
@@ -355,13 +622,18 @@ pub fn readyd_matrix(
         for card in results {
             for result in &card.rules {
                 let key = format!("{}/{}", card.scorecard, result.rule);
-                let &r = index
-                    .get(&key)
-                    .ok_or_else(|| anyhow!("readyd evaluated {key}, which is not in the shared set"))?;
+                let &r = index.get(&key).ok_or_else(|| {
+                    anyhow!("readyd evaluated {key}, which is not in the shared set")
+                })?;
                 passed[e * rules.len() + r] = match result.status {
                     RuleStatus::Pass => true,
                     RuleStatus::Fail => false,
-                    other => return Err(anyhow!("{key} on {}: unexpected status {other:?}", card.entity)),
+                    other => {
+                        return Err(anyhow!(
+                            "{key} on {}: unexpected status {other:?}",
+                            card.entity
+                        ));
+                    }
                 };
             }
         }
@@ -383,7 +655,9 @@ mod tests {
     fn paths(node: &Node, out: &mut Vec<(&'static str, Op)>) {
         match node {
             Node::Cond { path, op, .. } => out.push((path, *op)),
-            Node::All(children) | Node::Any(children) => children.iter().for_each(|n| paths(n, out)),
+            Node::All(children) | Node::Any(children) => {
+                children.iter().for_each(|n| paths(n, out))
+            }
         }
     }
 
@@ -399,18 +673,32 @@ mod tests {
         set.iter().for_each(|r| paths(&r.query, &mut conds));
         for (path, op) in conds {
             if op.is_negation() {
-                assert!(ALWAYS_PRESENT.contains(&path), "{path} is negated but may be missing");
+                assert!(
+                    ALWAYS_PRESENT.contains(&path),
+                    "{path} is negated but may be missing"
+                );
             }
         }
     }
 
     #[test]
     fn disagreements_name_entity_and_rule() {
-        let a = Matrix { entities: vec!["x".into(), "y".into()], rules: vec!["s/a".into(), "s/b".into()], passed: vec![true, false, true, true] };
+        let a = Matrix {
+            entities: vec!["x".into(), "y".into()],
+            rules: vec!["s/a".into(), "s/b".into()],
+            passed: vec![true, false, true, true],
+        };
         let mut b = a.clone();
         b.passed[3] = false;
         let found = disagreements(&a, &b).unwrap();
-        assert_eq!(found, vec![Disagreement { entity: "y".into(), rule: "s/b".into(), readyd: true }]);
+        assert_eq!(
+            found,
+            vec![Disagreement {
+                entity: "y".into(),
+                rule: "s/b".into(),
+                readyd: true
+            }]
+        );
         b.rules.pop();
         assert!(disagreements(&a, &b).is_err());
     }

@@ -26,9 +26,24 @@ const RESULTS: &str = "data.readyd.bench.results";
 
 fn is_identifier(s: &str) -> bool {
     let mut chars = s.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && !matches!(s, "in" | "if" | "not" | "some" | "every" | "contains" | "default" | "else" | "with" | "as" | "import" | "package")
+        && !matches!(
+            s,
+            "in" | "if"
+                | "not"
+                | "some"
+                | "every"
+                | "contains"
+                | "default"
+                | "else"
+                | "with"
+                | "as"
+                | "import"
+                | "package"
+        )
 }
 
 /// `$kind` → `input.kind`; `facts.git.x` → `input.facts.git.x`; `p` → `input.properties.p`.
@@ -38,7 +53,9 @@ fn reference(path: &str) -> String {
     } else if path.starts_with("facts.") {
         path.split('.').collect()
     } else {
-        std::iter::once("properties").chain(path.split('.')).collect()
+        std::iter::once("properties")
+            .chain(path.split('.'))
+            .collect()
     };
     let mut out = String::from("input");
     for s in segments {
@@ -87,7 +104,10 @@ impl Writer {
             Op::NotIn => {
                 self.locals += 1;
                 let x = format!("x{}", self.locals);
-                vec![format!("{x} := {p}"), format!("not {x} in {}", set_literal(value))]
+                vec![
+                    format!("{x} := {p}"),
+                    format!("not {x} in {}", set_literal(value)),
+                ]
             }
             Op::Contains => vec![format!("{v} in {p}")],
         }
@@ -146,11 +166,13 @@ pub fn policy(set: &[SharedRule]) -> String {
         locals: 0,
     };
     for (i, rule) in set.iter().enumerate() {
-        w.out.push_str(&format!("# {}\ndefault r{i} := false\n\n", rule.key()));
+        w.out
+            .push_str(&format!("# {}\ndefault r{i} := false\n\n", rule.key()));
         w.rule(&format!("r{i}"), &rule.query);
     }
     let all: Vec<String> = (0..set.len()).map(|i| format!("r{i}")).collect();
-    w.out.push_str(&format!("results := [{}]\n", all.join(", ")));
+    w.out
+        .push_str(&format!("results := [{}]\n", all.join(", ")));
     w.out
 }
 
@@ -179,12 +201,20 @@ pub struct RegoRun {
 }
 
 /// Evaluates `inputs` (one per entity, in `shape`'s order) `runs` times after one warm-up pass.
-pub fn run(set: &[SharedRule], inputs: &[Value], shape: &Matrix, runs: usize) -> anyhow::Result<RegoRun> {
+pub fn run(
+    set: &[SharedRule],
+    inputs: &[Value],
+    shape: &Matrix,
+    runs: usize,
+) -> anyhow::Result<RegoRun> {
     let mut engine = regorus::Engine::new();
     engine
         .add_policy("readyd-bench.rego".into(), policy(set))
         .map_err(|e| anyhow!("regorus refused the generated policy: {e}"))?;
-    let values: Vec<regorus::Value> = inputs.iter().map(|v| regorus::Value::from(v.clone())).collect();
+    let values: Vec<regorus::Value> = inputs
+        .iter()
+        .map(|v| regorus::Value::from(v.clone()))
+        .collect();
     let pass = |engine: &mut regorus::Engine| -> anyhow::Result<Vec<bool>> {
         let mut passed = Vec::with_capacity(values.len() * set.len());
         for (e, value) in values.iter().enumerate() {
@@ -192,14 +222,21 @@ pub fn run(set: &[SharedRule], inputs: &[Value], shape: &Matrix, runs: usize) ->
             let answer = engine
                 .eval_rule(RESULTS.into())
                 .map_err(|err| anyhow!("regorus failed on {}: {err}", shape.entities[e]))?;
-            let array = answer
-                .as_array()
-                .map_err(|err| anyhow!("regorus answered {answer} for {}: {err}", shape.entities[e]))?;
+            let array = answer.as_array().map_err(|err| {
+                anyhow!("regorus answered {answer} for {}: {err}", shape.entities[e])
+            })?;
             if array.len() != set.len() {
-                return Err(anyhow!("regorus answered {} rules, expected {}", array.len(), set.len()));
+                return Err(anyhow!(
+                    "regorus answered {} rules, expected {}",
+                    array.len(),
+                    set.len()
+                ));
             }
             for v in array.iter() {
-                passed.push(*v.as_bool().map_err(|err| anyhow!("regorus answered {v}: {err}"))?);
+                passed.push(
+                    *v.as_bool()
+                        .map_err(|err| anyhow!("regorus answered {v}: {err}"))?,
+                );
             }
         }
         Ok(passed)
@@ -229,29 +266,70 @@ mod tests {
     #[test]
     fn references_and_missing_values() {
         assert_eq!(reference("$kind"), "input.kind");
-        assert_eq!(reference("facts.prometheus.slo.error_budget_remaining"), "input.facts.prometheus.slo.error_budget_remaining");
+        assert_eq!(
+            reference("facts.prometheus.slo.error_budget_remaining"),
+            "input.facts.prometheus.slo.error_budget_remaining"
+        );
         assert_eq!(reference("tags"), "input.properties.tags");
-        assert_eq!(reference("facts.my-src.in"), "input.facts[\"my-src\"][\"in\"]");
+        assert_eq!(
+            reference("facts.my-src.in"),
+            "input.facts[\"my-src\"][\"in\"]"
+        );
 
         let set = vec![
-            SharedRule { scorecard: "s", rule: "not-in", level: "Bronze", query: Node::All(vec![Node::Cond { path: "lang", op: Op::NotIn, value: json!(["python"]) }]) },
-            SharedRule { scorecard: "s", rule: "or", level: "Bronze", query: Node::Any(vec![
-                Node::Cond { path: "$tier", op: Op::Le, value: json!(2) },
-                Node::All(vec![Node::Cond { path: "tags", op: Op::Contains, value: json!("pci") }]),
-            ]) },
+            SharedRule {
+                scorecard: "s",
+                rule: "not-in",
+                level: "Bronze",
+                query: Node::All(vec![Node::Cond {
+                    path: "lang",
+                    op: Op::NotIn,
+                    value: json!(["python"]),
+                }]),
+            },
+            SharedRule {
+                scorecard: "s",
+                rule: "or",
+                level: "Bronze",
+                query: Node::Any(vec![
+                    Node::Cond {
+                        path: "$tier",
+                        op: Op::Le,
+                        value: json!(2),
+                    },
+                    Node::All(vec![Node::Cond {
+                        path: "tags",
+                        op: Op::Contains,
+                        value: json!("pci"),
+                    }]),
+                ]),
+            },
         ];
         let mut engine = regorus::Engine::new();
         engine.add_policy("t.rego".into(), policy(&set)).unwrap();
         let mut eval = |input: Value| -> Vec<bool> {
             engine.set_input(regorus::Value::from(input));
             let v = engine.eval_rule(RESULTS.into()).unwrap();
-            v.as_array().unwrap().iter().map(|b| *b.as_bool().unwrap()).collect()
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|b| *b.as_bool().unwrap())
+                .collect()
         };
         // Absent values fail, negation included.
         assert_eq!(eval(json!({ "properties": {} })), vec![false, false]);
-        assert_eq!(eval(json!({ "properties": { "lang": "rust" }, "tier": 3 })), vec![true, false]);
-        assert_eq!(eval(json!({ "properties": { "lang": "python", "tags": ["pci"] } })), vec![false, true]);
+        assert_eq!(
+            eval(json!({ "properties": { "lang": "rust" }, "tier": 3 })),
+            vec![true, false]
+        );
+        assert_eq!(
+            eval(json!({ "properties": { "lang": "python", "tags": ["pci"] } })),
+            vec![false, true]
+        );
         // A string is not a number: no cross-type ordering.
-        assert_eq!(eval(json!({ "properties": {}, "tier": "1" })), vec![false, false]);
+        assert_eq!(
+            eval(json!({ "properties": {}, "tier": "1" })),
+            vec![false, false]
+        );
     }
 }

@@ -200,7 +200,7 @@ fn kinds(plan: &Plan) -> Vec<&'static str> {
     plan.events.iter().map(|e| e.kind.as_str()).collect()
 }
 
-fn channels_of<'p>(plan: &'p Plan, kind: EventKind) -> Vec<&'p str> {
+fn channels_of(plan: &Plan, kind: EventKind) -> Vec<&str> {
     let id = &plan.events.iter().find(|e| e.kind == kind).unwrap().id;
     plan.notifications
         .iter()

@@ -31,7 +31,12 @@ impl Context<'_> {
 }
 
 /// Tasks, events, alert state and notifications that follow from one entity's evaluation.
-pub fn plan_evaluation(ctx: &Context<'_>, state: &State, evaluated: &Evaluated, now: Timestamp) -> Plan {
+pub fn plan_evaluation(
+    ctx: &Context<'_>,
+    state: &State,
+    evaluated: &Evaluated,
+    now: Timestamp,
+) -> Plan {
     let open_tasks = state.open_tasks_of(&evaluated.entity.identifier);
     let degraded = state.degraded_alerts.get(&evaluated.entity.identifier);
     automation::plan_evaluation(
@@ -79,7 +84,13 @@ pub fn plan_tick(ctx: &Context<'_>, state: &State, store: &Store, now: Timestamp
 }
 
 /// The event of an exemption request or decision.
-pub fn plan_exemption(ctx: &Context<'_>, state: &State, exemption: &Exemption, kind: &str, now: Timestamp) -> Plan {
+pub fn plan_exemption(
+    ctx: &Context<'_>,
+    state: &State,
+    exemption: &Exemption,
+    kind: &str,
+    now: Timestamp,
+) -> Plan {
     let Some(entity) = state.effective.get(&exemption.entity) else {
         return Plan::default();
     };
@@ -98,7 +109,12 @@ pub fn plan_exemption(ctx: &Context<'_>, state: &State, exemption: &Exemption, k
 }
 
 /// The event of a tier request decision.
-pub fn plan_tier_decision(ctx: &Context<'_>, state: &State, request: &TierRequest, now: Timestamp) -> Plan {
+pub fn plan_tier_decision(
+    ctx: &Context<'_>,
+    state: &State,
+    request: &TierRequest,
+    now: Timestamp,
+) -> Plan {
     let Some(entity) = state.effective.get(&request.entity) else {
         return Plan::default();
     };

@@ -326,9 +326,15 @@ impl Engine {
         let mut batch = WriteBatch::new();
         let tick_plan = {
             let state = self.read();
-            actions::plan_tick(&self.automation_context(&state), &state, &self.inner.store, now)
+            actions::plan_tick(
+                &self.automation_context(&state),
+                &state,
+                &self.inner.store,
+                now,
+            )
         };
-        let expired: Vec<crate::model::Exemption> = tick_plan.expired_exemptions().cloned().collect();
+        let expired: Vec<crate::model::Exemption> =
+            tick_plan.expired_exemptions().cloned().collect();
         let reevaluate: Vec<String> = expired.iter().map(|e| e.entity.clone()).collect();
         tick_plan.apply_to(&mut batch);
         let snapshot_due = self.snapshot_due(now);
@@ -456,7 +462,8 @@ impl Engine {
             if !state.entities.contains_key(&id) {
                 continue;
             }
-            let misses = crate::eval::tier_misses(&evaluated.entity, &evaluated.results, &state.standards);
+            let misses =
+                crate::eval::tier_misses(&evaluated.entity, &evaluated.results, &state.standards);
             if misses.is_empty() {
                 state.degraded_since.remove(&id);
             } else {

@@ -266,7 +266,8 @@ async fn run_checks(
     if calls.is_empty() {
         return out;
     }
-    let facts_json: Vec<serde_json::Value> = inputs.iter().map(|i| facts_as_json(&i.facts)).collect();
+    let facts_json: Vec<serde_json::Value> =
+        inputs.iter().map(|i| facts_as_json(&i.facts)).collect();
     let calls: Vec<(String, Vec<Call>)> = calls.into_iter().collect();
     let mut jobs = Vec::new();
     for (plugin_name, plugin_calls) in &calls {

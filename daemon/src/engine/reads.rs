@@ -91,9 +91,7 @@ impl Engine {
                 Some(index)
             }
             (Some(_), None) => {
-                return Err(EngineError::BadRequest(
-                    "`below` needs `scorecard`".into(),
-                ));
+                return Err(EngineError::BadRequest("`below` needs `scorecard`".into()));
             }
             _ => None,
         };
@@ -232,7 +230,12 @@ impl Engine {
         let mut tasks: Vec<Task> = state
             .tasks
             .values()
-            .filter(|t| filter.team.as_ref().is_none_or(|x| t.team.as_ref() == Some(x)))
+            .filter(|t| {
+                filter
+                    .team
+                    .as_ref()
+                    .is_none_or(|x| t.team.as_ref() == Some(x))
+            })
             .filter(|t| filter.entity.as_ref().is_none_or(|x| &t.entity == x))
             .filter(|t| filter.status.is_none_or(|x| t.status == x))
             .cloned()

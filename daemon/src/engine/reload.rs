@@ -70,7 +70,9 @@ impl Engine {
         if actor.role != crate::config::Role::Admin {
             return Err(EngineError::Forbidden("only an admin may reload".into()));
         }
-        let report = self.reload_all(&format!("requested by {}", actor.name)).await;
+        let report = self
+            .reload_all(&format!("requested by {}", actor.name))
+            .await;
         serde_json::to_value(report).map_err(|e| EngineError::Internal(e.to_string()))
     }
 
@@ -131,7 +133,9 @@ impl Engine {
                 }
                 Err(err) => {
                     // The old version (if any) keeps serving.
-                    self.inner.plugins.record_load_failure(&name, manifest_kind, &err);
+                    self.inner
+                        .plugins
+                        .record_load_failure(&name, manifest_kind, &err);
                     report.errors.push(format!("plugin {name}: {err}"));
                     metrics().reload("plugins", false);
                 }
@@ -140,9 +144,10 @@ impl Engine {
         for status in self.inner.plugins.status() {
             if !present.contains(&status.name) {
                 self.inner.plugins.remove(&status.name);
-                report
-                    .changes
-                    .push(format!("plugin {}: unloaded (manifest removed)", status.name));
+                report.changes.push(format!(
+                    "plugin {}: unloaded (manifest removed)",
+                    status.name
+                ));
                 if status.kind == HostPluginKind::Check {
                     changed_checks.insert(status.name.clone());
                 }
@@ -232,11 +237,16 @@ impl Engine {
             Err(errors) => {
                 let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
                 let mut state = self.write();
-                state.standards_status.last_error =
-                    Some(format!("{} problem(s); first: {}", lines.len(), lines.first().cloned().unwrap_or_default()));
+                state.standards_status.last_error = Some(format!(
+                    "{} problem(s); first: {}",
+                    lines.len(),
+                    lines.first().cloned().unwrap_or_default()
+                ));
                 state.standards_status.last_error_at = Some(self.now());
                 state.standards_errors = lines.clone();
-                report.errors.extend(lines.into_iter().map(|l| format!("standards: {l}")));
+                report
+                    .errors
+                    .extend(lines.into_iter().map(|l| format!("standards: {l}")));
                 metrics().reload("standards", false);
                 return report;
             }
@@ -306,7 +316,10 @@ impl Engine {
             metrics().reload("standards", false);
             return report;
         }
-        let changed_level = outcome.iter().filter(|e| !e.level_changes.is_empty()).count();
+        let changed_level = outcome
+            .iter()
+            .filter(|e| !e.level_changes.is_empty())
+            .count();
         let n = outcome.len();
         {
             let mut state = self.write();
@@ -360,7 +373,9 @@ impl Engine {
                 ));
                 state.catalog.last_error_at = Some(self.now());
                 state.catalog_errors = lines.clone();
-                report.errors.extend(lines.into_iter().map(|l| format!("catalog: {l}")));
+                report
+                    .errors
+                    .extend(lines.into_iter().map(|l| format!("catalog: {l}")));
                 metrics().reload("catalog", false);
                 return report;
             }
@@ -403,7 +418,8 @@ impl Engine {
                 }
             }
             for (id, stored) in &state.entities {
-                if stored.origin == EntityOrigin::CatalogFile && !catalog.entities.contains_key(id) {
+                if stored.origin == EntityOrigin::CatalogFile && !catalog.entities.contains_key(id)
+                {
                     batch.delete_entity(id, now);
                     removed.push(id.clone());
                 }
@@ -425,12 +441,13 @@ impl Engine {
             let effective = effective.clone();
             self.evaluate_ids_with(&changed_ids, move |state, id| {
                 let entity = effective.get(id)?.clone();
-                let mut inputs = super::pass::Inputs::gather(state, id).unwrap_or(super::pass::Inputs {
-                    entity: entity.clone(),
-                    facts: Default::default(),
-                    exemptions: state.exemptions_of(id),
-                    previous: Vec::new(),
-                });
+                let mut inputs =
+                    super::pass::Inputs::gather(state, id).unwrap_or(super::pass::Inputs {
+                        entity: entity.clone(),
+                        facts: Default::default(),
+                        exemptions: state.exemptions_of(id),
+                        previous: Vec::new(),
+                    });
                 inputs.entity = entity;
                 Some(inputs)
             })
@@ -447,7 +464,10 @@ impl Engine {
             metrics().reload("catalog", false);
             return report;
         }
-        let level_changed = outcome.iter().filter(|e| !e.level_changes.is_empty()).count();
+        let level_changed = outcome
+            .iter()
+            .filter(|e| !e.level_changes.is_empty())
+            .count();
         let n = outcome.len();
         {
             let mut state = self.write();
@@ -509,7 +529,10 @@ impl Engine {
         }
         plan.apply_to(&mut batch);
         self.commit(batch, Durability::Immediate).await?;
-        let changed = outcome.iter().filter(|e| !e.level_changes.is_empty()).count();
+        let changed = outcome
+            .iter()
+            .filter(|e| !e.level_changes.is_empty())
+            .count();
         let n = outcome.len();
         let mut state = self.write();
         super::actions::apply_to_state(&plan, &mut state);

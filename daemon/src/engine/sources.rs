@@ -147,9 +147,7 @@ impl Engine {
                         )
                     })
                     .collect();
-                self.store_facts(records)
-                    .await
-                    .map_err(|e| e.to_string())
+                self.store_facts(records).await.map_err(|e| e.to_string())
             }
             Err(err) => {
                 let reason = err.to_string();
@@ -235,7 +233,11 @@ impl Engine {
 
     /// Put facts for entities directly (facts files of `readyd eval`, tests, benchmarks),
     /// committing them with the re-evaluated results.
-    pub async fn ingest_facts(&self, source: &str, facts: Vec<(String, JsonObject)>) -> Result<usize> {
+    pub async fn ingest_facts(
+        &self,
+        source: &str,
+        facts: Vec<(String, JsonObject)>,
+    ) -> Result<usize> {
         let now = self.now();
         let records = facts
             .into_iter()

@@ -8,8 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use crate::model::{
-    Entity, EntityFacts, Exemption, Lock, ScorecardResult, Task, TaskStatus, TierRequest,
-    Timestamp,
+    Entity, EntityFacts, Exemption, Lock, ScorecardResult, Task, TaskStatus, TierRequest, Timestamp,
 };
 use crate::standards::Standards;
 use crate::store::StoredEntity;
@@ -58,7 +57,8 @@ impl State {
     /// Insert or replace an entity and refresh its effective view.
     pub fn put_entity(&mut self, stored: StoredEntity) {
         let id = stored.entity.identifier.clone();
-        self.effective.insert(id.clone(), Arc::new(stored.effective()));
+        self.effective
+            .insert(id.clone(), Arc::new(stored.effective()));
         self.entities.insert(id, stored);
     }
 

@@ -79,9 +79,16 @@ impl Engine {
 
     /// `PUT /v1/entities/{id}`: create or replace an entity defined through the API. Entities
     /// defined in catalog files belong to their files and are refused (409).
-    pub async fn put_entity(&self, actor: &Actor, id: &str, input: EntityInput) -> Result<EntityView> {
+    pub async fn put_entity(
+        &self,
+        actor: &Actor,
+        id: &str,
+        input: EntityInput,
+    ) -> Result<EntityView> {
         if actor.role != Role::Admin {
-            return Err(EngineError::Forbidden("only an admin may edit the catalog".into()));
+            return Err(EngineError::Forbidden(
+                "only an admin may edit the catalog".into(),
+            ));
         }
         if !is_valid_identifier(id) {
             return Err(EngineError::BadRequest(format!(
@@ -94,7 +101,9 @@ impl Engine {
         if let Some(tier) = input.tier
             && !(1..=3).contains(&tier)
         {
-            return Err(EngineError::BadRequest(format!("tier {tier} is not 1, 2 or 3")));
+            return Err(EngineError::BadRequest(format!(
+                "tier {tier} is not 1, 2 or 3"
+            )));
         }
         let _guard = self.inner.ops.lock().await;
         let existing = self.read().entities.get(id).cloned();
@@ -148,7 +157,9 @@ impl Engine {
             state.put_entity(stored);
             super::actions::apply_to_state(&plan, &mut state);
             Self::apply_outcome(&mut state, outcome);
-            crate::metrics::metrics().entities.set(state.entities.len() as i64);
+            crate::metrics::metrics()
+                .entities
+                .set(state.entities.len() as i64);
         }
         self.inner.delivery.wake();
         self.entity(id)
@@ -157,7 +168,9 @@ impl Engine {
     /// `DELETE /v1/entities/{id}`: remove an API-defined entity with its facts and results.
     pub async fn delete_entity(&self, actor: &Actor, id: &str) -> Result<()> {
         if actor.role != Role::Admin {
-            return Err(EngineError::Forbidden("only an admin may edit the catalog".into()));
+            return Err(EngineError::Forbidden(
+                "only an admin may edit the catalog".into(),
+            ));
         }
         let _guard = self.inner.ops.lock().await;
         let existing = self
@@ -181,12 +194,18 @@ impl Engine {
         for task in closing {
             state.tasks.insert(task.id.clone(), task);
         }
-        crate::metrics::metrics().entities.set(state.entities.len() as i64);
+        crate::metrics::metrics()
+            .entities
+            .set(state.entities.len() as i64);
         Ok(())
     }
 
     /// Mark the open tasks of a removed entity done (in `batch`); returns them.
-    pub(super) fn close_tasks_of(&self, id: &str, batch: &mut WriteBatch) -> Vec<crate::model::Task> {
+    pub(super) fn close_tasks_of(
+        &self,
+        id: &str,
+        batch: &mut WriteBatch,
+    ) -> Vec<crate::model::Task> {
         let now = self.now();
         let mut closed = Vec::new();
         for mut task in self.read().open_tasks_of(id) {
@@ -247,11 +266,17 @@ impl Engine {
     // ---- exemptions
 
     /// `POST /v1/exemptions`.
-    pub async fn request_exemption(&self, actor: &Actor, input: ExemptionInput) -> Result<Exemption> {
+    pub async fn request_exemption(
+        &self,
+        actor: &Actor,
+        input: ExemptionInput,
+    ) -> Result<Exemption> {
         let entity = self.effective_entity(&input.entity)?;
         self.ensure_owner(actor, &entity)?;
         if input.reason.trim().is_empty() {
-            return Err(EngineError::BadRequest("an exemption needs a reason".into()));
+            return Err(EngineError::BadRequest(
+                "an exemption needs a reason".into(),
+            ));
         }
         let now = self.now();
         if input.until <= now {
@@ -293,7 +318,13 @@ impl Engine {
         batch.append_audit("exemption", &exemption.id, &entry);
         let plan = {
             let state = self.read();
-            super::actions::plan_exemption(&self.automation_context(&state), &state, &exemption, "exemption.requested", now)
+            super::actions::plan_exemption(
+                &self.automation_context(&state),
+                &state,
+                &exemption,
+                "exemption.requested",
+                now,
+            )
         };
         plan.apply_to(&mut batch);
         self.commit(batch, Durability::Immediate).await?;
@@ -307,18 +338,36 @@ impl Engine {
     }
 
     /// `POST /v1/exemptions/{id}/approve`: the covered results turn `exempt` at once.
-    pub async fn approve_exemption(&self, actor: &Actor, id: &str, input: DecisionInput) -> Result<Exemption> {
-        self.decide_exemption(actor, id, input, ExemptionStatus::Approved).await
+    pub async fn approve_exemption(
+        &self,
+        actor: &Actor,
+        id: &str,
+        input: DecisionInput,
+    ) -> Result<Exemption> {
+        self.decide_exemption(actor, id, input, ExemptionStatus::Approved)
+            .await
     }
 
     /// `POST /v1/exemptions/{id}/deny`.
-    pub async fn deny_exemption(&self, actor: &Actor, id: &str, input: DecisionInput) -> Result<Exemption> {
-        self.decide_exemption(actor, id, input, ExemptionStatus::Denied).await
+    pub async fn deny_exemption(
+        &self,
+        actor: &Actor,
+        id: &str,
+        input: DecisionInput,
+    ) -> Result<Exemption> {
+        self.decide_exemption(actor, id, input, ExemptionStatus::Denied)
+            .await
     }
 
     /// `POST /v1/exemptions/{id}/revoke`: the covered results return at once.
-    pub async fn revoke_exemption(&self, actor: &Actor, id: &str, input: DecisionInput) -> Result<Exemption> {
-        self.decide_exemption(actor, id, input, ExemptionStatus::Revoked).await
+    pub async fn revoke_exemption(
+        &self,
+        actor: &Actor,
+        id: &str,
+        input: DecisionInput,
+    ) -> Result<Exemption> {
+        self.decide_exemption(actor, id, input, ExemptionStatus::Revoked)
+            .await
     }
 
     async fn decide_exemption(
@@ -333,7 +382,9 @@ impl Engine {
         let mut exemption = self.exemption(id)?;
         Self::ensure_approver(actor, &exemption.requested_by)?;
         let (allowed_from, action, event) = match to {
-            ExemptionStatus::Approved => (ExemptionStatus::Pending, "approved", "exemption.approved"),
+            ExemptionStatus::Approved => {
+                (ExemptionStatus::Pending, "approved", "exemption.approved")
+            }
             ExemptionStatus::Denied => (ExemptionStatus::Pending, "denied", "exemption.denied"),
             ExemptionStatus::Revoked => (ExemptionStatus::Approved, "revoked", "exemption.revoked"),
             _ => return Err(EngineError::Internal("not a decision".into())),
@@ -395,13 +446,19 @@ impl Engine {
     // ---- tier changes
 
     /// `POST /v1/tier-requests`. Every tier change goes through approval (see README).
-    pub async fn request_tier_change(&self, actor: &Actor, input: TierRequestInput) -> Result<TierRequest> {
+    pub async fn request_tier_change(
+        &self,
+        actor: &Actor,
+        input: TierRequestInput,
+    ) -> Result<TierRequest> {
         let entity = self.effective_entity(&input.entity)?;
         self.ensure_owner(actor, &entity)?;
         if let Some(t) = input.to
             && !(1..=3).contains(&t)
         {
-            return Err(EngineError::BadRequest(format!("tier {t} is not 1, 2 or 3")));
+            return Err(EngineError::BadRequest(format!(
+                "tier {t} is not 1, 2 or 3"
+            )));
         }
         if input.to == entity.tier {
             return Err(EngineError::BadRequest(format!(
@@ -411,7 +468,9 @@ impl Engine {
             )));
         }
         if input.reason.trim().is_empty() {
-            return Err(EngineError::BadRequest("a tier change needs a reason".into()));
+            return Err(EngineError::BadRequest(
+                "a tier change needs a reason".into(),
+            ));
         }
         let _guard = self.inner.ops.lock().await;
         if let Some(pending) = self
@@ -449,12 +508,22 @@ impl Engine {
     }
 
     /// `POST /v1/tier-requests/{id}/approve`: the new tier applies at once.
-    pub async fn approve_tier_request(&self, actor: &Actor, id: &str, input: DecisionInput) -> Result<TierRequest> {
+    pub async fn approve_tier_request(
+        &self,
+        actor: &Actor,
+        id: &str,
+        input: DecisionInput,
+    ) -> Result<TierRequest> {
         self.decide_tier_request(actor, id, input, true).await
     }
 
     /// `POST /v1/tier-requests/{id}/deny`.
-    pub async fn deny_tier_request(&self, actor: &Actor, id: &str, input: DecisionInput) -> Result<TierRequest> {
+    pub async fn deny_tier_request(
+        &self,
+        actor: &Actor,
+        id: &str,
+        input: DecisionInput,
+    ) -> Result<TierRequest> {
         self.decide_tier_request(actor, id, input, false).await
     }
 
@@ -472,7 +541,11 @@ impl Engine {
         if request.status != TierRequestStatus::Pending {
             return Err(EngineError::Conflict(format!(
                 "tier request {id} is already {}",
-                if request.status == TierRequestStatus::Approved { "approved" } else { "denied" }
+                if request.status == TierRequestStatus::Approved {
+                    "approved"
+                } else {
+                    "denied"
+                }
             )));
         }
         let stored = self
@@ -481,7 +554,11 @@ impl Engine {
             .get(&request.entity)
             .cloned()
             .ok_or_else(|| EngineError::Conflict(format!("{} no longer exists", request.entity)))?;
-        let entry = audit(actor, if approve { "approved" } else { "denied" }, input.note);
+        let entry = audit(
+            actor,
+            if approve { "approved" } else { "denied" },
+            input.note,
+        );
         request.status = if approve {
             TierRequestStatus::Approved
         } else {
@@ -586,7 +663,11 @@ impl Engine {
             let state = self.read();
             super::actions::plan_nudge(&self.automation_context(&state), &state, id, now)
         };
-        let channels: Vec<String> = plan.notifications.iter().map(|n| n.channel.clone()).collect();
+        let channels: Vec<String> = plan
+            .notifications
+            .iter()
+            .map(|n| n.channel.clone())
+            .collect();
         let message = plan.events.first().map(|e| e.message.clone());
         let mut batch = WriteBatch::new();
         plan.apply_to(&mut batch);

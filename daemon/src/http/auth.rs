@@ -3,9 +3,9 @@
 //! [`Authenticator`] holds the SHA-256 digest of every configured token (tokens given in plain are
 //! hashed once at start). A presented bearer token is hashed and compared against every digest
 //! with [`subtle::ConstantTimeEq`], without stopping at the first match, so the answer time says
-//! nothing about how close a guess was. [`authorize`] then checks the caller's role against the
-//! route's [`Permission`] and yields the [`Actor`] the engine records. This module never keeps a
-//! plain token after start and never logs one.
+//! nothing about how close a guess was. [`Authenticator::authorize`] then checks the caller's role
+//! against the route's [`Permission`] and yields the [`Actor`] the engine records. This module
+//! never keeps a plain token after start and never logs one.
 
 use http::HeaderMap;
 use http::header::AUTHORIZATION;

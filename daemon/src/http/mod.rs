@@ -17,23 +17,38 @@
 //!
 //! route (404, or 405 with `Allow`) → authenticate (401: unknown token, whatever the route) →
 //! authorize (401 for anonymous callers, 403 for a role without the permission) → query string
-//! (400) → body: declared size (413), media type (415), read within the body timeout (408) and the
-//! size limit (413) → handler → engine. Every answer is counted in `readyd_http_requests_total`
-//! and `readyd_http_request_seconds` under the route *pattern*, never the raw path.
+//! (400) → body: declared size (413), media type (415), read within the body timeout (408) and
+//! the size limit (413) → handler → engine. Every answer is counted in
+//! `readyd_http_requests_total` and `readyd_http_request_seconds` under the route *pattern*,
+//! never the raw path.
 //!
 //! # Permissions
 //!
-//! | class          | routes                                                                 | anonymous            | viewer | ci  | owner:<team>     | approver | admin |
-//! |----------------|------------------------------------------------------------------------|----------------------|--------|-----|------------------|----------|-------|
-//! | `public`       | `/livez`, `/readyz`, `/metrics`, `/openapi.json`, `/`, `/assets/{file}` | yes                  | yes    | yes | yes              | yes      | yes   |
-//! | `read`         | every `GET /v1/...` except the gate                                     | if `anonymous_read`  | yes    | yes | yes              | yes      | yes   |
-//! | `gate`         | `GET /v1/gate/{id}`                                                     | if `anonymous_read`  | yes    | yes | yes              | yes      | yes   |
-//! | `owner-action` | `POST /v1/exemptions`, `POST /v1/tier-requests`, `POST /v1/entities/{id}/lock`, `/unlock`, `/refresh`, `/nudge` | no (401) | 403 | 403 | yes, own team's entities (the engine checks the team) | 403 | yes |
-//! | `decide`       | `POST /v1/exemptions/{id}/approve`, `/deny`, `/revoke`, `POST /v1/tier-requests/{id}/approve`, `/deny` | no (401) | 403 | 403 | 403 | yes (never one's own request: the engine checks) | yes |
-//! | `admin`        | `PUT /v1/entities/{id}`, `DELETE /v1/entities/{id}`, `POST /v1/reload`  | no (401)             | 403    | 403 | 403              | 403      | yes   |
+//! | class          | anonymous           | viewer | ci  | `owner:<team>`       | approver | admin |
+//! |----------------|---------------------|--------|-----|----------------------|----------|-------|
+//! | `public`       | yes                 | yes    | yes | yes                  | yes      | yes   |
+//! | `read`         | if `anonymous_read` | yes    | yes | yes                  | yes      | yes   |
+//! | `gate`         | if `anonymous_read` | yes    | yes | yes                  | yes      | yes   |
+//! | `owner-action` | 401                 | 403    | 403 | its team's entities¹ | 403      | yes   |
+//! | `decide`       | 401                 | 403    | 403 | 403                  | yes²     | yes²  |
+//! | `admin`        | 401                 | 403    | 403 | 403                  | 403      | yes   |
+//!
+//! ¹ The HTTP layer admits every owner; the engine answers 403 for another team's entity.
+//! ² Never one's own request: the engine answers 403.
+//!
+//! | class          | routes                                                                   |
+//! |----------------|--------------------------------------------------------------------------|
+//! | `public`       | `GET /livez`, `/readyz`, `/metrics`, `/openapi.json`, `/`, `/assets/{file}` |
+//! | `read`         | every other `GET /v1/...`                                                |
+//! | `gate`         | `GET /v1/gate/{id}`                                                      |
+//! | `owner-action` | `POST /v1/exemptions`, `POST /v1/tier-requests`, `POST /v1/entities/{id}/lock`, `/unlock`, `/refresh`, `/nudge` |
+//! | `decide`       | `POST /v1/exemptions/{id}/approve`, `/deny`, `/revoke`; `POST /v1/tier-requests/{id}/approve`, `/deny` |
+//! | `admin`        | `PUT /v1/entities/{id}`, `DELETE /v1/entities/{id}`, `POST /v1/reload`   |
 //!
 //! A request carrying an `Authorization` header that is not a configured bearer token gets 401 on
 //! every route, public ones included. Anonymous callers act as `anonymous` with the `viewer` role.
+//! `/metrics` is public like the probes: scrapers and probes rarely carry tokens; keep the port
+//! on a trusted network.
 //!
 //! This module must never touch redb or wasmtime, and never decide a business rule: it checks the
 //! role *class*; the engine checks teams, self-approval and state.
@@ -161,7 +176,10 @@ pub async fn serve(
     tokio::select! {
         () = graceful.shutdown() => tracing::info!("HTTP API drained"),
         () = tokio::time::sleep(DRAIN_TIMEOUT) => {
-            tracing::warn!(timeout = ?DRAIN_TIMEOUT, "connections still open after the drain timeout");
+            tracing::warn!(
+                timeout = ?DRAIN_TIMEOUT,
+                "connections still open after the drain timeout"
+            );
         }
     }
     Ok(())

@@ -121,7 +121,7 @@ fn responses(route: &Route) -> Value {
             out.insert(
                 status.to_string(),
                 json!({ "description": "Success", "content": {
-                    "application/json": { "schema": { "type": "array", "items": reference(schema) } } } }),
+                    "application/json": { "schema": array(reference(schema)) } } }),
             );
         }
         Answer::Empty => {
@@ -275,181 +275,404 @@ fn schemas() -> Value {
         "enum": ["pass", "fail", "warn", "error", "not_applicable", "exempt"] });
     let identifier = json!({ "type": "string", "pattern": "^[a-z0-9][a-z0-9._-]*$" });
     let relations = json!({ "type": "object", "additionalProperties": array(string()) });
-    json!({
-        "Error": object(&["error"], json!({
-            "error": object(&["code", "message"], json!({
-                "code": { "type": "string", "description": "Stable machine-readable code" },
-                "message": { "type": "string", "description": "What went wrong, in plain words" },
-            }), false),
-        }), false),
-        "Entity": object(&["identifier", "kind", "title", "properties", "origin", "degraded"], json!({
-            "identifier": identifier,
-            "kind": string(),
-            "title": string(),
-            "team": string(),
-            "tier": tier(),
-            "properties": free_object(),
-            "relations": relations,
-            "origin": { "type": "string", "enum": ["catalog", "api"] },
-            "catalog_tier": nullable(tier()),
-            "degraded": { "type": "boolean" },
-            "degraded_since": timestamp(),
-            "lock": reference("Lock"),
-        }), false),
-        "EntityInput": object(&["kind"], json!({
-            "kind": string(),
-            "title": nullable(string()),
-            "team": nullable(string()),
-            "tier": nullable(tier()),
-            "properties": free_object(),
-            "relations": relations,
-        }), true),
-        "FactRecord": object(&["source", "facts", "collected_at", "plugin_version"], json!({
-            "source": string(),
-            "facts": free_object(),
-            "collected_at": timestamp(),
-            "plugin_version": string(),
-            "stale_reason": string(),
-        }), false),
-        "EntityFacts": { "type": "object", "additionalProperties": reference("FactRecord") },
-        "RuleResult": object(&["rule", "level", "status", "weight", "evaluated_at", "changed_at"], json!({
-            "rule": string(),
-            "level": string(),
-            "status": rule_status,
-            "message": string(),
-            "details": {},
-            "weight": { "type": "number" },
-            "evaluated_at": timestamp(),
-            "changed_at": timestamp(),
-        }), false),
-        "ScorecardResult": object(&["entity", "scorecard", "level", "level_index", "percent", "score", "rules", "evaluated_at"], json!({
-            "entity": string(),
-            "scorecard": string(),
-            "level": string(),
-            "level_index": { "type": "integer", "minimum": 0 },
-            "percent": { "type": "number" },
-            "score": { "type": "number" },
-            "rules": array(reference("RuleResult")),
-            "evaluated_at": timestamp(),
-        }), false),
-        "Scorecard": object(&["identifier", "title", "description", "levels", "distribution", "entities", "rules"], json!({
-            "identifier": string(),
-            "title": string(),
-            "description": nullable(string()),
-            "levels": array(string()),
-            "distribution": array(object(&["level", "count"], json!({
-                "level": string(), "count": { "type": "integer", "minimum": 0 },
-            }), false)),
-            "entities": { "type": "integer", "minimum": 0 },
-            "rules": array(reference("Rule")),
-        }), false),
-        "Rule": object(&["identifier", "title", "level", "description", "weight", "kind", "passing", "applicable"], json!({
-            "identifier": string(),
-            "title": string(),
-            "level": string(),
-            "description": nullable(string()),
-            "weight": { "type": "number" },
-            "kind": { "type": "string", "description": "`query` or the check plugin's name" },
-            "passing": { "type": "integer", "minimum": 0 },
-            "applicable": { "type": "integer", "minimum": 0 },
-        }), false),
-        "LevelChange": object(&["entity", "scorecard", "from", "to", "from_index", "to_index", "percent", "at"], json!({
-            "entity": string(),
-            "scorecard": string(),
-            "from": nullable(string()),
-            "to": string(),
-            "from_index": nullable(json!({ "type": "integer", "minimum": 0 })),
-            "to_index": { "type": "integer", "minimum": 0 },
-            "percent": { "type": "number" },
-            "at": timestamp(),
-        }), false),
-        "GateAnswer": object(&["entity", "allowed", "reasons", "evaluated_at"], json!({
-            "entity": string(),
-            "allowed": { "type": "boolean" },
-            "reasons": array(string()),
-            "evaluated_at": nullable(timestamp()),
-        }), false),
-        "Lock": object(&["entity", "reason", "locked_by", "locked_at"], json!({
-            "entity": string(),
-            "reason": string(),
-            "locked_by": string(),
-            "locked_at": timestamp(),
-        }), false),
-        "LockInput": object(&["reason"], json!({ "reason": string() }), true),
-        "DecisionInput": object(&[], json!({ "note": nullable(string()) }), true),
-        "AuditEntry": object(&["actor", "action", "at"], json!({
-            "actor": string(),
-            "action": string(),
-            "at": timestamp(),
-            "note": string(),
-        }), false),
-        "Exemption": object(&["id", "entity", "scorecard", "reason", "until", "requested_by", "requested_at", "status", "history"], json!({
-            "id": string(),
-            "entity": string(),
-            "scorecard": string(),
-            "rule": { "type": "string", "description": "Absent: the whole scorecard" },
-            "reason": string(),
-            "until": timestamp(),
-            "requested_by": string(),
-            "requested_at": timestamp(),
-            "status": { "type": "string", "enum": ParamKind::ExemptionStatus.choices() },
-            "history": array(reference("AuditEntry")),
-        }), false),
-        "ExemptionInput": object(&["entity", "scorecard", "reason", "until"], json!({
-            "entity": string(),
-            "scorecard": string(),
-            "rule": nullable(string()),
-            "reason": string(),
-            "until": timestamp(),
-        }), true),
-        "TierRequest": object(&["id", "entity", "from", "to", "reason", "requested_by", "requested_at", "status", "history"], json!({
-            "id": string(),
-            "entity": string(),
-            "from": nullable(tier()),
-            "to": nullable(tier()),
-            "reason": string(),
-            "requested_by": string(),
-            "requested_at": timestamp(),
-            "status": { "type": "string", "enum": ParamKind::TierRequestStatus.choices() },
-            "history": array(reference("AuditEntry")),
-        }), false),
-        "TierRequestInput": object(&["entity", "reason"], json!({
-            "entity": string(),
-            "to": nullable(json!({ "type": "integer", "minimum": 1, "maximum": 3,
-                "description": "The tier asked for; null or absent removes the tier" })),
-            "reason": string(),
-        }), true),
-        "Task": object(&["id", "entity", "scorecard", "rule", "title", "created_at", "due", "status", "reminded"], json!({
-            "id": string(),
-            "entity": string(),
-            "team": string(),
-            "scorecard": string(),
-            "rule": string(),
-            "title": string(),
-            "message": string(),
-            "created_at": timestamp(),
-            "due": timestamp(),
-            "status": { "type": "string", "enum": ParamKind::TaskStatus.choices() },
-            "closed_at": timestamp(),
-            "reminded": { "type": "boolean" },
-        }), false),
-        "RefreshAnswer": object(&["entity", "sources", "scores"], json!({
-            "entity": string(),
-            "sources": array(object(&["source", "ok"], json!({
+    let mut schemas = Map::new();
+    let error = object(
+        &["code", "message"],
+        json!({
+            "code": { "type": "string", "description": "Stable machine-readable code" },
+            "message": { "type": "string", "description": "What went wrong, in plain words" },
+        }),
+        false,
+    );
+    schemas.insert(
+        "Error".into(),
+        object(&["error"], json!({ "error": error }), false),
+    );
+    schemas.insert(
+        "Entity".into(),
+        object(
+            &[
+                "identifier",
+                "kind",
+                "title",
+                "properties",
+                "origin",
+                "degraded",
+            ],
+            json!({
+                "identifier": identifier,
+                "kind": string(),
+                "title": string(),
+                "team": string(),
+                "tier": tier(),
+                "properties": free_object(),
+                "relations": relations,
+                "origin": { "type": "string", "enum": ["catalog", "api"] },
+                "catalog_tier": nullable(tier()),
+                "degraded": { "type": "boolean" },
+                "degraded_since": timestamp(),
+                "lock": reference("Lock"),
+            }),
+            false,
+        ),
+    );
+    schemas.insert(
+        "EntityInput".into(),
+        object(
+            &["kind"],
+            json!({
+                "kind": string(),
+                "title": nullable(string()),
+                "team": nullable(string()),
+                "tier": nullable(tier()),
+                "properties": free_object(),
+                "relations": relations,
+            }),
+            true,
+        ),
+    );
+    schemas.insert(
+        "FactRecord".into(),
+        object(
+            &["source", "facts", "collected_at", "plugin_version"],
+            json!({
                 "source": string(),
-                "ok": { "type": "boolean" },
-                "error": string(),
-            }), false)),
-            "scores": array(reference("ScorecardResult")),
-        }), false),
-        "Initiative": free_object(),
-        "NudgeAnswer": free_object(),
-        "ReloadAnswer": free_object(),
-        "Status": free_object(),
-        "DeadLetter": free_object(),
-        "Liveness": object(&["status"], json!({ "status": { "type": "string", "enum": ["ok"] } }), false),
-        "Readiness": object(&["ready"], json!({ "ready": { "type": "boolean" } }), false),
-    })
+                "facts": free_object(),
+                "collected_at": timestamp(),
+                "plugin_version": string(),
+                "stale_reason": string(),
+            }),
+            false,
+        ),
+    );
+    schemas.insert(
+        "EntityFacts".into(),
+        json!({ "type": "object", "additionalProperties": reference("FactRecord") }),
+    );
+    schemas.insert(
+        "RuleResult".into(),
+        object(
+            &[
+                "rule",
+                "level",
+                "status",
+                "weight",
+                "evaluated_at",
+                "changed_at",
+            ],
+            json!({
+                "rule": string(),
+                "level": string(),
+                "status": rule_status,
+                "message": string(),
+                "details": {},
+                "weight": { "type": "number" },
+                "evaluated_at": timestamp(),
+                "changed_at": timestamp(),
+            }),
+            false,
+        ),
+    );
+    schemas.insert(
+        "ScorecardResult".into(),
+        object(
+            &[
+                "entity",
+                "scorecard",
+                "level",
+                "level_index",
+                "percent",
+                "score",
+                "rules",
+                "evaluated_at",
+            ],
+            json!({
+                "entity": string(),
+                "scorecard": string(),
+                "level": string(),
+                "level_index": { "type": "integer", "minimum": 0 },
+                "percent": { "type": "number" },
+                "score": { "type": "number" },
+                "rules": array(reference("RuleResult")),
+                "evaluated_at": timestamp(),
+            }),
+            false,
+        ),
+    );
+    schemas.insert(
+        "Scorecard".into(),
+        object(
+            &[
+                "identifier",
+                "title",
+                "description",
+                "levels",
+                "distribution",
+                "entities",
+                "rules",
+            ],
+            json!({
+                "identifier": string(),
+                "title": string(),
+                "description": nullable(string()),
+                "levels": array(string()),
+                "distribution": array(object(&["level", "count"], json!({
+                    "level": string(), "count": { "type": "integer", "minimum": 0 },
+                }), false)),
+                "entities": { "type": "integer", "minimum": 0 },
+                "rules": array(reference("Rule")),
+            }),
+            false,
+        ),
+    );
+    schemas.insert(
+        "Rule".into(),
+        object(
+            &[
+                "identifier",
+                "title",
+                "level",
+                "description",
+                "weight",
+                "kind",
+                "passing",
+                "applicable",
+            ],
+            json!({
+                "identifier": string(),
+                "title": string(),
+                "level": string(),
+                "description": nullable(string()),
+                "weight": { "type": "number" },
+                "kind": { "type": "string", "description": "`query` or the check plugin's name" },
+                "passing": { "type": "integer", "minimum": 0 },
+                "applicable": { "type": "integer", "minimum": 0 },
+            }),
+            false,
+        ),
+    );
+    schemas.insert(
+        "LevelChange".into(),
+        object(
+            &[
+                "entity",
+                "scorecard",
+                "from",
+                "to",
+                "from_index",
+                "to_index",
+                "percent",
+                "at",
+            ],
+            json!({
+                "entity": string(),
+                "scorecard": string(),
+                "from": nullable(string()),
+                "to": string(),
+                "from_index": nullable(json!({ "type": "integer", "minimum": 0 })),
+                "to_index": { "type": "integer", "minimum": 0 },
+                "percent": { "type": "number" },
+                "at": timestamp(),
+            }),
+            false,
+        ),
+    );
+    schemas.insert(
+        "GateAnswer".into(),
+        object(
+            &["entity", "allowed", "reasons", "evaluated_at"],
+            json!({
+                "entity": string(),
+                "allowed": { "type": "boolean" },
+                "reasons": array(string()),
+                "evaluated_at": nullable(timestamp()),
+            }),
+            false,
+        ),
+    );
+    schemas.insert(
+        "Lock".into(),
+        object(
+            &["entity", "reason", "locked_by", "locked_at"],
+            json!({
+                "entity": string(),
+                "reason": string(),
+                "locked_by": string(),
+                "locked_at": timestamp(),
+            }),
+            false,
+        ),
+    );
+    schemas.insert(
+        "LockInput".into(),
+        object(&["reason"], json!({ "reason": string() }), true),
+    );
+    schemas.insert(
+        "DecisionInput".into(),
+        object(&[], json!({ "note": nullable(string()) }), true),
+    );
+    schemas.insert(
+        "AuditEntry".into(),
+        object(
+            &["actor", "action", "at"],
+            json!({
+                "actor": string(),
+                "action": string(),
+                "at": timestamp(),
+                "note": string(),
+            }),
+            false,
+        ),
+    );
+    schemas.insert(
+        "Exemption".into(),
+        object(
+            &[
+                "id",
+                "entity",
+                "scorecard",
+                "reason",
+                "until",
+                "requested_by",
+                "requested_at",
+                "status",
+                "history",
+            ],
+            json!({
+                "id": string(),
+                "entity": string(),
+                "scorecard": string(),
+                "rule": { "type": "string", "description": "Absent: the whole scorecard" },
+                "reason": string(),
+                "until": timestamp(),
+                "requested_by": string(),
+                "requested_at": timestamp(),
+                "status": { "type": "string", "enum": ParamKind::ExemptionStatus.choices() },
+                "history": array(reference("AuditEntry")),
+            }),
+            false,
+        ),
+    );
+    schemas.insert(
+        "ExemptionInput".into(),
+        object(
+            &["entity", "scorecard", "reason", "until"],
+            json!({
+                "entity": string(),
+                "scorecard": string(),
+                "rule": nullable(string()),
+                "reason": string(),
+                "until": timestamp(),
+            }),
+            true,
+        ),
+    );
+    schemas.insert(
+        "TierRequest".into(),
+        object(
+            &[
+                "id",
+                "entity",
+                "from",
+                "to",
+                "reason",
+                "requested_by",
+                "requested_at",
+                "status",
+                "history",
+            ],
+            json!({
+                "id": string(),
+                "entity": string(),
+                "from": nullable(tier()),
+                "to": nullable(tier()),
+                "reason": string(),
+                "requested_by": string(),
+                "requested_at": timestamp(),
+                "status": { "type": "string", "enum": ParamKind::TierRequestStatus.choices() },
+                "history": array(reference("AuditEntry")),
+            }),
+            false,
+        ),
+    );
+    schemas.insert(
+        "TierRequestInput".into(),
+        object(
+            &["entity", "reason"],
+            json!({
+                "entity": string(),
+                "to": nullable(json!({ "type": "integer", "minimum": 1, "maximum": 3,
+                    "description": "The tier asked for; null or absent removes the tier" })),
+                "reason": string(),
+            }),
+            true,
+        ),
+    );
+    schemas.insert(
+        "Task".into(),
+        object(
+            &[
+                "id",
+                "entity",
+                "scorecard",
+                "rule",
+                "title",
+                "created_at",
+                "due",
+                "status",
+                "reminded",
+            ],
+            json!({
+                "id": string(),
+                "entity": string(),
+                "team": string(),
+                "scorecard": string(),
+                "rule": string(),
+                "title": string(),
+                "message": string(),
+                "created_at": timestamp(),
+                "due": timestamp(),
+                "status": { "type": "string", "enum": ParamKind::TaskStatus.choices() },
+                "closed_at": timestamp(),
+                "reminded": { "type": "boolean" },
+            }),
+            false,
+        ),
+    );
+    schemas.insert(
+        "RefreshAnswer".into(),
+        object(
+            &["entity", "sources", "scores"],
+            json!({
+                "entity": string(),
+                "sources": array(object(&["source", "ok"], json!({
+                    "source": string(),
+                    "ok": { "type": "boolean" },
+                    "error": string(),
+                }), false)),
+                "scores": array(reference("ScorecardResult")),
+            }),
+            false,
+        ),
+    );
+    schemas.insert("Initiative".into(), free_object());
+    schemas.insert("NudgeAnswer".into(), free_object());
+    schemas.insert("ReloadAnswer".into(), free_object());
+    schemas.insert("Status".into(), free_object());
+    schemas.insert("DeadLetter".into(), free_object());
+    schemas.insert(
+        "Liveness".into(),
+        object(
+            &["status"],
+            json!({ "status": { "type": "string", "enum": ["ok"] } }),
+            false,
+        ),
+    );
+    schemas.insert(
+        "Readiness".into(),
+        object(&["ready"], json!({ "ready": { "type": "boolean" } }), false),
+    );
+    Value::Object(schemas)
 }
 
 #[cfg(test)]

@@ -159,3 +159,48 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
 pub(crate) fn short_version(sha256_hex: &str) -> String {
     sha256_hex[..12.min(sha256_hex.len())].to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opening_prunes_other_engines_artifacts_and_crash_leftovers() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::default();
+        let cache = ArtifactCache::open(dir.path(), &engine).unwrap();
+        let ours = cache.path_for(&sha256_hex(b"wasm"));
+        std::fs::write(&ours, b"x").unwrap();
+        std::fs::write(dir.path().join("abc-0123456789abcdef.cwasm"), b"x").unwrap();
+        std::fs::write(dir.path().join(".tmp-1-2"), b"x").unwrap();
+        std::fs::write(dir.path().join("notes.txt"), b"x").unwrap();
+
+        ArtifactCache::open(dir.path(), &engine).unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        let ours = ours.file_name().unwrap().to_string_lossy().into_owned();
+        let mut expected = vec!["notes.txt".to_string(), ours];
+        expected.sort();
+        assert_eq!(left, expected);
+    }
+
+    #[test]
+    fn the_engine_key_is_stable_and_names_artifacts() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::default();
+        let a = ArtifactCache::open(dir.path(), &engine).unwrap();
+        let b = ArtifactCache::open(dir.path(), &Engine::default()).unwrap();
+        assert_eq!(a.engine_key, b.engine_key);
+        let name = a
+            .path_for("f00d")
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        assert_eq!(name, format!("f00d-{}.cwasm", a.engine_key));
+        assert_eq!(short_version(&sha256_hex(b"")), "e3b0c44298fc");
+    }
+}
