@@ -482,10 +482,11 @@ async fn nudge_and_drain(
 ) -> Vec<RecordedRequest> {
     let before = on_path(&receiver.requests(), "/pay").len();
     let answer = daemon
-        .post(
+        .request(
+            "POST",
             &format!("/v1/entities/{entity}/nudge"),
             Some(readyd_tests::token_for("admin")),
-            serde_json::json!({}),
+            None,
         )
         .await;
     assert_eq!(answer.status, 200, "{}", answer.text());
@@ -524,10 +525,11 @@ async fn a_degraded_tier_1_service_is_alerted_once_and_its_recovery_once() {
     // Re-evaluating a service that stays degraded alerts nobody again, nor opens a second task.
     for _ in 0..2 {
         let refreshed = daemon
-            .post(
+            .request(
+                "POST",
                 "/v1/entities/payments-api/refresh",
                 Some(readyd_tests::token_for("admin")),
-                serde_json::json!({}),
+                None,
             )
             .await;
         assert_eq!(refreshed.status, 200, "{}", refreshed.text());
@@ -551,10 +553,11 @@ async fn a_degraded_tier_1_service_is_alerted_once_and_its_recovery_once() {
     assert!(fixed.contains("wiki.example.com/payments"));
     std::fs::write(&catalog, fixed).unwrap();
     let reloaded = daemon
-        .post(
+        .request(
+            "POST",
             "/v1/reload",
             Some(readyd_tests::token_for("admin")),
-            serde_json::json!({}),
+            None,
         )
         .await;
     assert_eq!(reloaded.status, 200, "{}", reloaded.text());
