@@ -110,7 +110,11 @@ function makeCtx(route) {
         renderView({ soft: true });
       }
     },
-    refresh: () => renderView({ soft: true }),
+    // After an action: the page and the header's counts show the new state at once.
+    refresh: () => {
+      refreshStatus();
+      return renderView({ soft: true });
+    },
     flash,
     openTokenPanel,
   };
@@ -254,6 +258,17 @@ function showDown(err) {
   const live = $('#footer-live');
   live.textContent = 'offline';
   live.className = 'live is-bad';
+}
+
+/** Fetch the status now (after an action) rather than at the next poll. */
+async function refreshStatus() {
+  try {
+    const st = await get('status');
+    applyStatus(st);
+    app.statusSig = statusSignature(st);
+  } catch {
+    // The next poll reports it.
+  }
 }
 
 async function poll() {
