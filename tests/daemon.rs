@@ -272,9 +272,13 @@ impl Drop for TestDaemon {
     }
 }
 
-/// The real `readyd` binary of this build profile (`target/<profile>/readyd`), built with
-/// `cargo build -p readyd` once per test process so that it is never older than the sources
-/// (a no-op when it is up to date). For tests that need a separate process (kill -9).
+/// The real `readyd` binary of this build profile (`target/<profile>/readyd`), for tests that
+/// need a separate process (kill -9). Once per test process it runs
+/// `cargo test --workspace --no-run`, a no-op when everything is up to date, so the binary is
+/// never older than the sources. That command, not `cargo build -p readyd`, because it unifies
+/// features exactly as the test build did: `-p readyd` selects other features and would
+/// rebuild wasmtime inside the test run. The binary exists because the `readyd` package has an
+/// integration test (`daemon/tests/cli.rs`).
 pub fn readyd_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
@@ -299,12 +303,11 @@ pub fn readyd_bin() -> PathBuf {
         build
             .current_dir(workspace)
             .args([
-                "build",
+                "test",
+                "--workspace",
+                "--locked",
+                "--no-run",
                 "--quiet",
-                "-p",
-                "readyd",
-                "--bin",
-                "readyd",
                 "--target-dir",
             ])
             .arg(&target_dir);
@@ -317,8 +320,11 @@ pub fn readyd_bin() -> PathBuf {
                 build.args(["--profile", other]);
             }
         }
-        let status = build.status().expect("run cargo build -p readyd");
-        assert!(status.success(), "cargo build -p readyd failed: {status}");
+        let status = build.status().expect("run cargo test --workspace --no-run");
+        assert!(
+            status.success(),
+            "cargo test --workspace --no-run failed: {status}"
+        );
         let bin = profile_dir.join(format!("readyd{}", std::env::consts::EXE_SUFFIX));
         assert!(bin.is_file(), "{} was not built", bin.display());
         bin

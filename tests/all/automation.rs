@@ -439,6 +439,16 @@ async fn pending_entries_survive_a_restart_and_each_is_delivered_once() {
 fn route_to(config: &mut readyd::config::Config, receiver: &Receiver) {
     config.public_url = "http://readyd.test".into();
     config.channels = channels(receiver);
+    // The fixture's tier 1 alerts `sre`.
+    config.channels.insert(
+        "sre".into(),
+        ChannelConfig {
+            kind: ChannelKind::Slack,
+            url: receiver.url("/sre"),
+            secret: None,
+            secret_env: None,
+        },
+    );
     config.channels.insert(
         "pay".into(),
         ChannelConfig {
@@ -492,10 +502,11 @@ async fn nudge_and_drain(
     assert_eq!(answer.status, 200, "{}", answer.text());
     assert_eq!(answer.json()["channels"], serde_json::json!(["pay"]));
     loop {
-        let requests = receiver.wait_for(receiver.requests().len() + 1).await;
+        let requests = receiver.requests();
         if on_path(&requests, "/pay").len() > before {
             return requests;
         }
+        receiver.wait_for(requests.len() + 1).await;
     }
 }
 
@@ -574,15 +585,17 @@ async fn a_degraded_tier_1_service_is_alerted_once_and_its_recovery_once() {
 struct Process(std::process::Child);
 
 impl Process {
-    fn serve(config: &Path) -> Process {
+    /// Start `readyd serve`; its log goes to `log` (read on failure).
+    fn serve(config: &Path, log: &Path) -> Process {
+        let log = std::fs::File::create(log).expect("create the log file");
         let mut command = std::process::Command::new(readyd_tests::readyd_bin());
         command
             .arg("serve")
             .arg("--config")
             .arg(config)
             .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
+            .stdout(log.try_clone().expect("clone the log file"))
+            .stderr(log);
         for (name, _) in std::env::vars_os() {
             if name.to_string_lossy().starts_with("READYD_") {
                 command.env_remove(name);
@@ -607,8 +620,12 @@ impl Drop for Process {
 
 #[tokio::test]
 async fn notifications_pending_at_a_kill_9_are_delivered_once_after_restart() {
+    // The first life talks to a receiver that refuses everything, the second to one that
+    // accepts: a request the killed process had already written cannot be mistaken for a
+    // delivery of the second life.
+    let refusing = Receiver::start().await;
+    refusing.always(503);
     let receiver = Receiver::start().await;
-    receiver.always(503);
     let dir = tempfile::tempdir().unwrap();
     let fixture = readyd_tests::fixture_dir("automation");
     for sub in ["catalog", "standards", "standards/scorecards"] {
@@ -627,43 +644,48 @@ async fn notifications_pending_at_a_kill_9_are_delivered_once_after_restart() {
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port();
-    std::fs::write(
-        &config,
-        format!(
-            "listen = \"127.0.0.1:{port}\"\n\
+    let write_config = |to: &Receiver| {
+        std::fs::write(
+            &config,
+            format!(
+                "listen = \"127.0.0.1:{port}\"\n\
              data = \"state/readyd.redb\"\n\
              cache_dir = \"state/cache\"\n\
-             log_level = \"warn\"\n\
+             log_level = \"readyd=debug\"\n\
              [watch]\nenabled = false\n\
              [outbox]\nbackoff_initial_ms = 5\nbackoff_max_ms = 40\nmax_attempts = 1000\n\
              [channels.sre]\ntype = \"slack\"\nurl = \"{sre}\"\n\
              [channels.tracker]\ntype = \"webhook\"\nurl = \"{hook}\"\nsecret = \"{SECRET}\"\n\
              [[routes]]\nevents = [\"task.created\"]\nchannels = [\"tracker\"]\n",
-            sre = receiver.url("/sre"),
-            hook = receiver.url("/hook"),
-        ),
-    )
-    .unwrap();
+                sre = to.url("/sre"),
+                hook = to.url("/hook"),
+            ),
+        )
+        .unwrap();
+    };
+    write_config(&refusing);
 
     // First life: the alert and the task notification are queued and refused; kill -9 while
     // they are being retried.
-    let first = Process::serve(&config);
+    let logs = [dir.path().join("first.log"), dir.path().join("second.log")];
+    let first = Process::serve(&config, &logs[0]);
     eventually("both notifications were attempted", || {
-        let requests = receiver.requests();
+        let requests = refusing.requests();
         !on_path(&requests, "/sre").is_empty() && !on_path(&requests, "/hook").is_empty()
     })
     .await;
     first.kill_9();
-    let attempted: BTreeSet<String> = receiver
+    let attempted: BTreeSet<String> = refusing
         .requests()
         .iter()
         .map(|r| r.header("idempotency-key").unwrap().to_owned())
         .collect();
     assert_eq!(attempted.len(), 2, "one alert, one task");
 
-    // Second life: the receiver is back; each pending notification goes out once.
-    receiver.always(200);
-    let second = Process::serve(&config);
+    // Second life: the channels now lead to a receiver that accepts; each pending
+    // notification goes out once.
+    write_config(&receiver);
+    let second = Process::serve(&config, &logs[1]);
     eventually("every notification was delivered", || {
         let delivered: BTreeSet<String> = receiver
             .requests()
@@ -713,6 +735,13 @@ async fn notifications_pending_at_a_kill_9_are_delivered_once_after_restart() {
             .iter()
             .filter(|r| r.answered == 200 && r.header("idempotency-key") == Some(key.as_str()))
             .count();
-        assert_eq!(accepted, 1, "{key} accepted once");
+        assert_eq!(
+            accepted,
+            1,
+            "{key} accepted once; requests: {:?}\nfirst life: {}\nsecond life: {}",
+            receiver.requests(),
+            std::fs::read_to_string(&logs[0]).unwrap_or_default(),
+            std::fs::read_to_string(&logs[1]).unwrap_or_default()
+        );
     }
 }

@@ -58,6 +58,8 @@ fn output_dir() -> PathBuf {
         .unwrap_or_else(|| workspace().join("target"));
     let dir = target.join("test-output").join("dashboard");
     std::fs::create_dir_all(&dir).expect("creating target/test-output/dashboard");
+    // A failure shot of an earlier run would mislead whoever reads this run's output.
+    let _ = std::fs::remove_file(dir.join("failure.png"));
     dir
 }
 

@@ -35,6 +35,7 @@ use crate::config::Config;
 use crate::metrics::metrics;
 use crate::model::{TaskStatus, Timestamp};
 use crate::plugin::{HostConfig, PluginHost, PluginRegistry};
+use crate::standards::Standards;
 use crate::store::{Durability, Store, StoreOptions, WriteBatch, Writer, WriterHandle};
 
 use pass::{Evaluated, Inputs};
@@ -419,8 +420,19 @@ impl Engine {
             let inputs: Vec<Inputs> = ids.iter().filter_map(|id| gather(&state, id)).collect();
             (state.standards.clone(), inputs)
         };
+        self.evaluate_inputs(&standards, inputs, self.now()).await
+    }
+
+    /// Evaluate `inputs` under `standards` and record the evaluation metrics. Every pass goes
+    /// through here, reloads included, so `/metrics` counts them all.
+    async fn evaluate_inputs(
+        &self,
+        standards: &Arc<Standards>,
+        inputs: Vec<Inputs>,
+        now: Timestamp,
+    ) -> Vec<Evaluated> {
         let started = std::time::Instant::now();
-        let outcome = pass::evaluate(&standards, &self.inner.plugins, inputs, self.now()).await;
+        let outcome = pass::evaluate(standards, &self.inner.plugins, inputs, now).await;
         let m = metrics();
         m.evaluations.inc_by(outcome.len() as u64);
         m.rule_evaluations

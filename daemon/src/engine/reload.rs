@@ -292,7 +292,7 @@ impl Engine {
                 .filter_map(|id| super::pass::Inputs::gather(&state, id))
                 .collect()
         };
-        let outcome = super::pass::evaluate(&new, &self.inner.plugins, inputs, now).await;
+        let outcome = self.evaluate_inputs(&new, inputs, now).await;
         let plan = {
             // Plan tasks and alerts under the new standards.
             let mut state = self.write();

@@ -543,7 +543,7 @@ pub static ROUTES: &[Route] = &[
         summary: "The dashboard's static files",
         query: NO_QUERY,
         body: BodySpec::None,
-        answer: Answer::Media(&["text/css", "text/javascript"]),
+        answer: Answer::Media(&["text/css", "text/javascript", "image/svg+xml"]),
     },
 ];
 
