@@ -6,7 +6,6 @@
 use std::process::Command;
 
 #[test]
-#[ignore = "slow in debug builds and not yet verified in CI: run `cargo test -p readyd-bench -- --ignored`"]
 fn quick_harness_on_a_tiny_org() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let out = dir.path().join("BENCHMARKS.md");
