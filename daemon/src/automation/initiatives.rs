@@ -14,7 +14,7 @@
 //!   meet the targets; otherwise `on_track`. Initiatives carry no start date, so "expected linear
 //!   progress" cannot be computed; this rule is deliberately simple and predictable.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{Duration, NaiveTime};
 use serde::Serialize;
@@ -161,11 +161,21 @@ pub fn progress<'e>(
     standards: &Standards,
     entities: impl IntoIterator<Item = &'e Entity>,
     in_scope: &dyn Fn(&Entity) -> bool,
-    results: &BTreeMap<String, Vec<ScorecardResult>>,
+    results: &HashMap<String, Vec<ScorecardResult>>,
     exemptions: &[Exemption],
     tasks: &[Task],
     now: Timestamp,
 ) -> InitiativeProgress {
+    // Indexed once: a scan of every exemption and task per entity is quadratic on a large
+    // organisation, and this runs on every tick.
+    let mut exemptions_of: HashMap<&str, Vec<&Exemption>> = HashMap::new();
+    for e in exemptions {
+        exemptions_of.entry(e.entity.as_str()).or_default().push(e);
+    }
+    let mut tasks_of: HashMap<&str, Vec<&Task>> = HashMap::new();
+    for t in tasks {
+        tasks_of.entry(t.entity.as_str()).or_default().push(t);
+    }
     let mut meeting_by_team: BTreeMap<Option<String>, (usize, usize)> = BTreeMap::new();
     let mut non_compliant = Vec::new();
     let mut total = 0;
@@ -198,9 +208,11 @@ pub fn progress<'e>(
             title: entity.title.clone(),
             team: entity.team.clone(),
             failing,
-            open_exemptions: exemptions
-                .iter()
-                .filter(|e| e.entity == entity.identifier && on_target(&e.scorecard))
+            open_exemptions: exemptions_of
+                .get(entity.identifier.as_str())
+                .into_iter()
+                .flatten()
+                .filter(|e| on_target(&e.scorecard))
                 .filter(|e| {
                     e.status == ExemptionStatus::Pending
                         || (e.status == ExemptionStatus::Approved && e.is_in_force(now))
@@ -213,9 +225,11 @@ pub fn progress<'e>(
                     until: e.until,
                 })
                 .collect(),
-            open_tasks: tasks
-                .iter()
-                .filter(|t| t.entity == entity.identifier && t.status != TaskStatus::Done)
+            open_tasks: tasks_of
+                .get(entity.identifier.as_str())
+                .into_iter()
+                .flatten()
+                .filter(|t| t.status != TaskStatus::Done)
                 .filter(|t| on_target(&t.scorecard))
                 .map(|t| TaskRef {
                     id: t.id.clone(),

@@ -824,7 +824,7 @@ fn initiative_progress_and_its_deadline_reminder() {
     let mut unowned = entity("c", Some(2));
     unowned.team = None;
     let entities = [entity("a", Some(1)), entity("b", Some(1)), unowned];
-    let mut results = BTreeMap::new();
+    let mut results = std::collections::HashMap::new();
     results.insert("a".to_owned(), h.results("a", &[], now));
     results.insert("b".to_owned(), h.results("b", &[("has-oncall", Fail)], now));
     let mut c = h.results("c", &[], now);

@@ -2,7 +2,6 @@
 //! they read from the live state, and gets back an [`automation::Plan`] that it writes into the
 //! same batch as the change that caused it, then reflects in the live state after the commit.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::automation::{self, AlertChange, Decision, EventKind, Plan, PlanContext};
@@ -146,11 +145,6 @@ pub fn initiative_progress(
     if standards.initiatives.is_empty() {
         return Vec::new();
     }
-    let results: BTreeMap<String, Vec<crate::model::ScorecardResult>> = state
-        .results
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
     let exemptions: Vec<Exemption> = state.exemptions.values().cloned().collect();
     let tasks: Vec<_> = state.tasks.values().cloned().collect();
     standards
@@ -158,15 +152,18 @@ pub fn initiative_progress(
         .iter()
         .map(|initiative| {
             let in_scope = |e: &crate::model::Entity| {
-                let facts = state.facts.get(&e.identifier).cloned().unwrap_or_default();
-                crate::eval::initiative_applies(initiative, e, &facts, now)
+                let facts = state
+                    .facts
+                    .get(&e.identifier)
+                    .unwrap_or(&super::state::NO_FACTS);
+                crate::eval::initiative_applies(initiative, e, facts, now)
             };
             automation::progress(
                 initiative,
                 standards,
                 state.effective.values().map(|e| e.as_ref()),
                 &in_scope,
-                &results,
+                &state.results,
                 &exemptions,
                 &tasks,
                 now,
@@ -178,7 +175,7 @@ pub fn initiative_progress(
 /// Reflect a committed plan in the live state.
 pub fn apply_to_state(plan: &Plan, state: &mut State) {
     for task in &plan.tasks {
-        state.tasks.insert(task.id.clone(), task.clone());
+        state.put_task(task.clone());
     }
     for exemption in &plan.exemptions {
         state.put_exemption(exemption.clone());

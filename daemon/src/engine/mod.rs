@@ -253,7 +253,7 @@ impl Engine {
             state.locks.insert(lock.entity.clone(), lock);
         }
         for task in store.tasks(&crate::store::TaskFilter::default())? {
-            state.tasks.insert(task.id.clone(), task);
+            state.put_task(task);
         }
         for id in &ids {
             if let Some(alert) = store.alert_state::<crate::automation::DegradedAlert>(

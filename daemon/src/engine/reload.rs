@@ -104,7 +104,14 @@ impl Engine {
         };
         for e in &errors {
             report.errors.push(e.to_string());
+            metrics().reload("plugins", false);
         }
+        // A manifest that is present but unreadable is a refused replacement, not a removal:
+        // the plugin loaded from that file keeps serving.
+        let unreadable: BTreeMap<&Path, String> = errors
+            .iter()
+            .map(|e| (e.path.as_path(), e.to_string()))
+            .collect();
         let present: BTreeSet<String> = manifests.iter().map(|m| m.name.clone()).collect();
         let mut changed_checks = BTreeSet::new();
         let mut changed_sources = Vec::new();
@@ -143,6 +150,17 @@ impl Engine {
         }
         for status in self.inner.plugins.status() {
             if !present.contains(&status.name) {
+                if let Some(reason) = self
+                    .inner
+                    .plugins
+                    .get(&status.name)
+                    .and_then(|p| unreadable.get(p.manifest.path.as_path()))
+                {
+                    self.inner
+                        .plugins
+                        .record_load_failure(&status.name, status.kind, reason);
+                    continue;
+                }
                 self.inner.plugins.remove(&status.name);
                 report.changes.push(format!(
                     "plugin {}: unloaded (manifest removed)",
@@ -215,10 +233,8 @@ impl Engine {
             .effective
             .iter()
             .filter(|(id, e)| {
-                let facts = state.facts.get(*id).cloned().unwrap_or_default();
-                cards
-                    .iter()
-                    .any(|c| crate::eval::applies(c, e, &facts, now))
+                let facts = state.facts.get(*id).unwrap_or(&super::state::NO_FACTS);
+                cards.iter().any(|c| crate::eval::applies(c, e, facts, now))
             })
             .map(|(id, _)| id.clone())
             .collect()
@@ -271,13 +287,13 @@ impl Engine {
                     .effective
                     .iter()
                     .filter(|(id, e)| {
-                        let facts = state.facts.get(*id).cloned().unwrap_or_default();
+                        let facts = state.facts.get(*id).unwrap_or(&super::state::NO_FACTS);
                         cards.iter().any(|c| {
                             old.scorecard(c)
-                                .is_some_and(|s| crate::eval::applies(s, e, &facts, now))
+                                .is_some_and(|s| crate::eval::applies(s, e, facts, now))
                                 || new
                                     .scorecard(c)
-                                    .is_some_and(|s| crate::eval::applies(s, e, &facts, now))
+                                    .is_some_and(|s| crate::eval::applies(s, e, facts, now))
                         })
                     })
                     .map(|(id, _)| id.clone())
@@ -478,7 +494,7 @@ impl Engine {
                 state.remove_entity(id);
             }
             for t in closed {
-                state.tasks.insert(t.id.clone(), t);
+                state.put_task(t);
             }
             state.catalog = PartStatus {
                 revision: Some(catalog.revision.clone()),

@@ -4,7 +4,7 @@
 //! truth between commits) plus what is only loaded from files (standards, catalog origins,
 //! plugins). It is changed only by the engine's single mutation path, after the store committed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use crate::model::{
@@ -24,6 +24,9 @@ pub struct PartStatus {
     pub last_error_at: Option<Timestamp>,
 }
 
+/// The facts of an entity that has none (borrowed where a lookup finds nothing).
+pub static NO_FACTS: crate::model::EntityFacts = BTreeMap::new();
+
 /// The live state.
 #[derive(Default)]
 pub struct State {
@@ -40,7 +43,11 @@ pub struct State {
     pub exemptions_by_entity: HashMap<String, Vec<String>>,
     pub tier_requests: BTreeMap<String, TierRequest>,
     pub locks: BTreeMap<String, Lock>,
+    /// Every task by id. Insert only through [`State::put_task`], which keeps the index below.
     pub tasks: BTreeMap<String, Task>,
+    /// entity → ids of its tasks (all statuses): `open_tasks_of` runs once per evaluated
+    /// entity, and a scan of every task there made a full pass quadratic.
+    pub tasks_by_entity: HashMap<String, BTreeSet<String>>,
     /// entity → first time it was seen below its tier's requirement (cleared on recovery).
     pub degraded_since: HashMap<String, Timestamp>,
     /// entity → the tier alert sent when it degraded (kept so it is not re-alerted).
@@ -99,10 +106,22 @@ impl State {
 
     /// Open (or overdue) tasks of `entity`.
     pub fn open_tasks_of(&self, entity: &str) -> Vec<Task> {
-        self.tasks
-            .values()
-            .filter(|t| t.entity == entity && t.status != TaskStatus::Done)
+        let Some(ids) = self.tasks_by_entity.get(entity) else {
+            return Vec::new();
+        };
+        ids.iter()
+            .filter_map(|id| self.tasks.get(id))
+            .filter(|t| t.status != TaskStatus::Done)
             .cloned()
             .collect()
+    }
+
+    /// Insert or replace a task (a task never changes entity).
+    pub fn put_task(&mut self, task: Task) {
+        self.tasks_by_entity
+            .entry(task.entity.clone())
+            .or_default()
+            .insert(task.id.clone());
+        self.tasks.insert(task.id.clone(), task);
     }
 }

@@ -192,7 +192,7 @@ impl Engine {
         let mut state = self.write();
         state.remove_entity(id);
         for task in closing {
-            state.tasks.insert(task.id.clone(), task);
+            state.put_task(task);
         }
         crate::metrics::metrics()
             .entities
