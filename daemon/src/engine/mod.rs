@@ -412,6 +412,16 @@ impl Engine {
         ids: &[String],
         gather: impl Fn(&State, &str) -> Option<Inputs>,
     ) -> Vec<Evaluated> {
+        self.evaluate_ids_scoped(ids, gather, None).await
+    }
+
+    /// [`Engine::evaluate_ids_with`] limited to the scorecards in `only` (all when `None`).
+    async fn evaluate_ids_scoped(
+        &self,
+        ids: &[String],
+        gather: impl Fn(&State, &str) -> Option<Inputs>,
+        only: Option<Arc<std::collections::BTreeSet<String>>>,
+    ) -> Vec<Evaluated> {
         if ids.is_empty() {
             return Vec::new();
         }
@@ -420,19 +430,23 @@ impl Engine {
             let inputs: Vec<Inputs> = ids.iter().filter_map(|id| gather(&state, id)).collect();
             (state.standards.clone(), inputs)
         };
-        self.evaluate_inputs(&standards, inputs, self.now()).await
+        self.evaluate_inputs(&standards, inputs, self.now(), only)
+            .await
     }
 
-    /// Evaluate `inputs` under `standards` and record the evaluation metrics. Every pass goes
-    /// through here, reloads included, so `/metrics` counts them all.
+    /// Evaluate `inputs` under `standards` (only the scorecards in `only`, when given) and
+    /// record the evaluation metrics. Every pass goes through here, reloads included, so
+    /// `/metrics` counts them all.
     async fn evaluate_inputs(
         &self,
         standards: &Arc<Standards>,
         inputs: Vec<Inputs>,
         now: Timestamp,
+        only: Option<Arc<std::collections::BTreeSet<String>>>,
     ) -> Vec<Evaluated> {
         let started = std::time::Instant::now();
-        let outcome = pass::evaluate(standards, &self.inner.plugins, inputs, now).await;
+        let outcome =
+            pass::evaluate_scorecards(standards, &self.inner.plugins, inputs, now, only).await;
         let m = metrics();
         m.evaluations.inc_by(outcome.len() as u64);
         m.rule_evaluations
@@ -442,11 +456,6 @@ impl Engine {
         m.evaluation_seconds
             .observe(started.elapsed().as_secs_f64());
         outcome
-    }
-
-    /// Evaluate `ids` with their live inputs.
-    async fn evaluate_ids(&self, ids: &[String]) -> Vec<Evaluated> {
-        self.evaluate_ids_with(ids, Inputs::gather).await
     }
 
     /// Tasks, events and notifications that follow from an evaluation.

@@ -3,7 +3,7 @@
 //! delete). Nothing here commits or mutates the live state: the caller puts the outcome into a
 //! write batch together with whatever caused the pass, commits, then applies it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use crate::eval::{self, CheckResults, EvalInput};
@@ -95,20 +95,26 @@ impl CheckResults for EntityChecks {
     }
 }
 
-/// Evaluate `inputs` against `standards` at `now`, calling check plugins from `plugins`.
-pub async fn evaluate(
+/// Evaluate `inputs` against `standards` at `now`, calling check plugins from `plugins`, for the
+/// scorecards in `only` (all when `None`): the others keep their
+/// previous results and their check plugins are not called. A standards reload that changes
+/// one scorecard, or a replaced check plugin, re-evaluates only what it can have changed.
+pub async fn evaluate_scorecards(
     standards: &Arc<Standards>,
     plugins: &PluginRegistry,
     inputs: Vec<Inputs>,
     now: Timestamp,
+    only: Option<Arc<BTreeSet<String>>>,
 ) -> Vec<Evaluated> {
-    let checks = run_checks(standards, plugins, &inputs, now).await;
+    let checks = run_checks(standards, plugins, &inputs, now, only.as_deref()).await;
     let standards = standards.clone();
     // The pure evaluator is CPU-bound: keep it off the async workers, and split large passes
     // across the cores.
-    tokio::task::spawn_blocking(move || evaluate_blocking(&standards, inputs, checks, now))
-        .await
-        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    tokio::task::spawn_blocking(move || {
+        evaluate_blocking(&standards, inputs, checks, now, only.as_deref())
+    })
+    .await
+    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
 }
 
 fn evaluate_blocking(
@@ -116,6 +122,7 @@ fn evaluate_blocking(
     inputs: Vec<Inputs>,
     checks: Vec<EntityChecks>,
     now: Timestamp,
+    only: Option<&BTreeSet<String>>,
 ) -> Vec<Evaluated> {
     let work: Vec<(Inputs, EntityChecks)> = inputs.into_iter().zip(checks).collect();
     let threads = std::thread::available_parallelism()
@@ -125,7 +132,7 @@ fn evaluate_blocking(
     if work.len() < 512 || threads == 1 {
         return work
             .iter()
-            .map(|(i, c)| evaluate_one(standards, i, c, now))
+            .map(|(i, c)| evaluate_one(standards, i, c, now, only))
             .collect();
     }
     let chunk = work.len().div_ceil(threads);
@@ -135,7 +142,7 @@ fn evaluate_blocking(
             .map(|part| {
                 scope.spawn(move || {
                     part.iter()
-                        .map(|(i, c)| evaluate_one(standards, i, c, now))
+                        .map(|(i, c)| evaluate_one(standards, i, c, now, only))
                         .collect::<Vec<_>>()
                 })
             })
@@ -152,6 +159,7 @@ fn evaluate_one(
     inputs: &Inputs,
     checks: &EntityChecks,
     now: Timestamp,
+    only: Option<&BTreeSet<String>>,
 ) -> Evaluated {
     let mut results = Vec::with_capacity(standards.scorecards.len());
     for scorecard in &standards.scorecards {
@@ -159,6 +167,14 @@ fn evaluate_one(
             .previous
             .iter()
             .find(|r| r.scorecard == scorecard.identifier);
+        if only.is_some_and(|only| !only.contains(&scorecard.identifier)) {
+            // Unchanged scorecard, unchanged entity: its result stands (a scorecard that did
+            // not apply still does not).
+            if let Some(previous) = previous {
+                results.push(previous.clone());
+            }
+            continue;
+        }
         let input = EvalInput {
             entity: &inputs.entity,
             facts: &inputs.facts,
@@ -243,11 +259,15 @@ async fn run_checks(
     plugins: &PluginRegistry,
     inputs: &[Inputs],
     now: Timestamp,
+    only: Option<&BTreeSet<String>>,
 ) -> Vec<EntityChecks> {
     let mut out: Vec<EntityChecks> = inputs.iter().map(|_| EntityChecks::default()).collect();
     let mut calls: HashMap<String, Vec<Call>> = HashMap::new();
     for (index, input) in inputs.iter().enumerate() {
         for scorecard in &standards.scorecards {
+            if only.is_some_and(|only| !only.contains(&scorecard.identifier)) {
+                continue;
+            }
             if !eval::applies(scorecard, &input.entity, &input.facts, now) {
                 continue;
             }

@@ -181,8 +181,10 @@ impl Engine {
             };
         }
         if !changed_checks.is_empty() && self.is_ready() {
-            let ids = self.entities_using_checks(&changed_checks);
-            let (n, changed) = self.reevaluate(&ids).await;
+            let (ids, cards) = self.entities_using_checks(&changed_checks);
+            let (n, changed) = self
+                .reevaluate_scorecards(&ids, Some(Arc::new(cards)))
+                .await;
             report.reevaluated += n;
             report.level_changed += changed;
             report.changes.push(format!(
@@ -210,7 +212,8 @@ impl Engine {
         }
     }
 
-    fn entities_using_checks(&self, plugins: &BTreeSet<String>) -> Vec<String> {
+    /// The entities that a scorecard using one of `plugins` applies to, and those scorecards.
+    fn entities_using_checks(&self, plugins: &BTreeSet<String>) -> (Vec<String>, BTreeSet<String>) {
         let state = self.read();
         let cards: Vec<_> = state
             .standards
@@ -226,10 +229,10 @@ impl Engine {
             .cloned()
             .collect();
         if cards.is_empty() {
-            return Vec::new();
+            return (Vec::new(), BTreeSet::new());
         }
         let now = self.now();
-        state
+        let ids = state
             .effective
             .iter()
             .filter(|(id, e)| {
@@ -237,7 +240,8 @@ impl Engine {
                 cards.iter().any(|c| crate::eval::applies(c, e, facts, now))
             })
             .map(|(id, _)| id.clone())
-            .collect()
+            .collect();
+        (ids, cards.iter().map(|c| c.identifier.clone()).collect())
     }
 
     /// Parse and validate the standards directory; swap it in and re-evaluate what it affects.
@@ -308,7 +312,11 @@ impl Engine {
                 .filter_map(|id| super::pass::Inputs::gather(&state, id))
                 .collect()
         };
-        let outcome = self.evaluate_inputs(&new, inputs, now).await;
+        // Only the scorecards the diff names can have changed an entity's results, unless the
+        // tiers changed (every requirement moves) or nothing was evaluated yet.
+        let only = (self.is_ready() && !diff.tiers_changed)
+            .then(|| Arc::new(diff.affected_scorecards().into_iter().collect()));
+        let outcome = self.evaluate_inputs(&new, inputs, now, only).await;
         let plan = {
             // Plan tasks and alerts under the new standards.
             let mut state = self.write();
@@ -522,10 +530,15 @@ impl Engine {
         report
     }
 
-    /// Re-evaluate `ids` with their live inputs and commit; returns (evaluated, level changed).
-    pub(super) async fn reevaluate(&self, ids: &[String]) -> (usize, usize) {
+    /// Re-evaluate `ids` with their live inputs (only the scorecards in `only`, all when
+    /// `None`) and commit; returns (evaluated, level changed).
+    async fn reevaluate_scorecards(
+        &self,
+        ids: &[String],
+        only: Option<Arc<BTreeSet<String>>>,
+    ) -> (usize, usize) {
         let _guard = self.inner.ops.lock().await;
-        match self.reevaluate_locked(ids).await {
+        match self.reevaluate_locked_scoped(ids, only).await {
             Ok(x) => x,
             Err(err) => {
                 tracing::error!(error = %err, "re-evaluation could not be saved");
@@ -534,10 +547,20 @@ impl Engine {
         }
     }
 
-    /// [`Engine::reevaluate`] for a caller that holds the ops lock.
+    /// Re-evaluate `ids` for a caller that holds the ops lock.
     pub(super) async fn reevaluate_locked(&self, ids: &[String]) -> Result<(usize, usize)> {
+        self.reevaluate_locked_scoped(ids, None).await
+    }
+
+    async fn reevaluate_locked_scoped(
+        &self,
+        ids: &[String],
+        only: Option<Arc<BTreeSet<String>>>,
+    ) -> Result<(usize, usize)> {
         let now = self.now();
-        let outcome = self.evaluate_ids(ids).await;
+        let outcome = self
+            .evaluate_ids_scoped(ids, super::pass::Inputs::gather, only)
+            .await;
         let plan = self.plan_for(&outcome, now);
         let mut batch = WriteBatch::new();
         for e in &outcome {
