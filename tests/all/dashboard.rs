@@ -939,6 +939,40 @@ async fn scenario(client: Client, addr: SocketAddr, out: PathBuf) {
     wait_testid(&client, &format!("entity-exemption-{exemption_id}")).await;
     screenshot(&client, &out, "service-after", 1280).await;
 
+    // 5b. Live numbers: the exemption is revoked through the API, as a script would, while
+    // the service page stays open; the page shows the level fall back without a reload (a
+    // marker set on the window survives only if the document was never reloaded).
+    script(&client, "window.readydNoReload = true; return true").await;
+    let revoked = readyd_tests::send(
+        addr,
+        "POST",
+        &format!("/v1/exemptions/{exemption_id}/revoke"),
+        &[
+            ("authorization", "Bearer demo-admin-token"),
+            ("content-type", "application/json"),
+        ],
+        r#"{"note":"the dashboard test checks live updates"}"#,
+    )
+    .await;
+    assert_eq!(revoked.status, 200, "revoke: {}", revoked.text());
+    eventually("the open page showing the level fall back", async || {
+        let shown: u64 = attr_of(&client, &level_css, "data-level-index")
+            .await?
+            .parse()
+            .map_err(|e| format!("{e}"))?;
+        if shown == before {
+            Ok(())
+        } else {
+            Err(format!("still shows level index {shown}"))
+        }
+    })
+    .await;
+    assert_eq!(
+        script(&client, "return window.readydNoReload === true").await,
+        json!(true),
+        "the page was reloaded instead of updated in place"
+    );
+
     // 6. Service → team → initiative.
     click(&client, "entity-team-link").await;
     let title = wait_testid(&client, "team-title")
