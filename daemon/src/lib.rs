@@ -30,6 +30,8 @@ pub mod config;
 pub mod demo;
 pub mod engine;
 pub mod eval;
+#[cfg(test)]
+mod hostile;
 pub mod http;
 pub mod metrics;
 pub mod model;

@@ -123,6 +123,10 @@ impl Engine {
             properties: input.properties,
             relations: input.relations,
         };
+        // The catalog files' rules (relation targets, too): an API entity is no laxer.
+        if let Err(faults) = crate::catalog::validate_entity(&entity) {
+            return Err(EngineError::BadRequest(faults.join("; ")));
+        }
         let stored = StoredEntity {
             entity: entity.clone(),
             origin: EntityOrigin::Api,

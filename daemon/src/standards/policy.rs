@@ -92,7 +92,7 @@ pub struct Target {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawTierPolicy {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_tiers")]
     tiers: BTreeMap<TierKey, RawTierSpec>,
     #[serde(default)]
     untiered: Option<RawTierSpec>,
@@ -124,6 +124,38 @@ impl<'de> Deserialize<'de> for TierKey {
             Err(m) => Err(serde::de::Error::custom(m)),
         }
     }
+}
+
+/// The `tiers` map, each tier at most once: `1`, `"1"` and `tier-1` are the same tier, and
+/// writing two of them must not let one silently replace the other.
+fn unique_tiers<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<TierKey, RawTierSpec>, D::Error> {
+    struct Tiers;
+    impl<'de> serde::de::Visitor<'de> for Tiers {
+        type Value = BTreeMap<TierKey, RawTierSpec>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a map from tier (1, 2, 3) to its policy")
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut tiers = BTreeMap::new();
+            while let Some((key, spec)) = map.next_entry::<TierKey, RawTierSpec>()? {
+                if tiers.insert(key, spec).is_some() {
+                    return Err(serde::de::Error::custom(format!(
+                        "tier {} is given twice (1, \"1\" and tier-1 are the same tier)",
+                        key.0
+                    )));
+                }
+            }
+            Ok(tiers)
+        }
+    }
+    d.deserialize_map(Tiers)
 }
 
 pub(super) fn parse_tiers(
