@@ -190,6 +190,51 @@ pub(crate) fn find_key_value_line(
         .map(|(i, _)| i + 1)
 }
 
+/// Where each line of a text starts, so a search can begin at a line without walking the lines
+/// before it (locating every entity of a large file would otherwise be quadratic).
+pub(crate) struct LineStarts(Vec<usize>);
+
+impl LineStarts {
+    pub(crate) fn new(text: &str) -> LineStarts {
+        let mut starts = vec![0];
+        starts.extend(text.match_indices('\n').map(|(at, _)| at + 1));
+        LineStarts(starts)
+    }
+
+    /// The text from the start of 1-based `line` (empty past the end).
+    fn text_at_line<'t>(&self, text: &'t str, line: usize) -> &'t str {
+        self.0
+            .get(line.saturating_sub(1))
+            .map_or("", |&at| &text[at..])
+    }
+
+    /// `text.lines().count()`, without walking the text.
+    pub(crate) fn count(&self, text: &str) -> usize {
+        if text.is_empty() {
+            0
+        } else if text.ends_with('\n') {
+            self.0.len() - 1
+        } else {
+            self.0.len()
+        }
+    }
+
+    /// [`find_key_value_line`] for the text these starts were made from.
+    pub(crate) fn find_key_value_line(
+        &self,
+        text: &str,
+        from: usize,
+        key: &str,
+        value: &str,
+    ) -> Option<usize> {
+        let from = from.max(1);
+        self.text_at_line(text, from)
+            .lines()
+            .position(|line| line_has_key_value(line, key, value))
+            .map(|i| from + i)
+    }
+}
+
 /// Finds the first line in `from..until` (1-based, `until` exclusive) that sets `key`, whatever
 /// its value.
 pub(crate) fn find_key_line(
@@ -238,6 +283,30 @@ fn line_has_key_value(line: &str, key: &str, value: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn line_starts_agree_with_walking_the_lines() {
+        let texts = [
+            "",
+            "\n",
+            "- identifier: a\n  kind: service\n- identifier: b\n",
+            "- identifier: a\r\n- identifier: b\r\n\r\n- {identifier: c, kind: api}",
+            "[{\"identifier\": \"a\"}, {\"identifier\": \"b\"}]",
+        ];
+        for text in texts {
+            let starts = LineStarts::new(text);
+            assert_eq!(starts.count(text), text.lines().count(), "{text:?}");
+            for from in 0..=text.lines().count() + 2 {
+                for value in ["a", "b", "c", "zz"] {
+                    assert_eq!(
+                        starts.find_key_value_line(text, from, "identifier", value),
+                        find_key_value_line(text, from, "identifier", value),
+                        "{text:?} from {from} value {value}"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn ignored_names() {

@@ -316,7 +316,7 @@ fn parse_located(path: &Path, text: &str) -> (Vec<LocatedEntity>, Vec<CatalogErr
                     let line = cursor.locate(text, "identifier", Some(&raw.identifier));
                     push_raw(path, text, raw, line, &mut entities, &mut errors);
                 }
-                Err(_) => errors.push(reparse_error::<RawEntity>(path, format, text, index)),
+                Err(e) => errors.push(reparse_error::<RawEntity>(path, format, text, index, &e)),
             },
             Value::Array(_) => match Vec::<RawEntity>::deserialize(doc) {
                 Ok(raws) => {
@@ -325,7 +325,9 @@ fn parse_located(path: &Path, text: &str) -> (Vec<LocatedEntity>, Vec<CatalogErr
                         push_raw(path, text, raw, line, &mut entities, &mut errors);
                     }
                 }
-                Err(_) => errors.push(reparse_error::<Vec<RawEntity>>(path, format, text, index)),
+                Err(e) => errors.push(reparse_error::<Vec<RawEntity>>(
+                    path, format, text, index, &e,
+                )),
             },
             other => errors.push(CatalogError::Syntax {
                 file: path.to_owned(),
@@ -536,16 +538,19 @@ fn syntax(path: &Path, fault: ParseFault) -> CatalogError {
     }
 }
 
-/// Re-reads a document straight from the text to get the parser's own located message.
+/// Re-reads a document straight from the text to get the parser's own located message. When
+/// the text deserializes after all (YAML reads a plain scalar such as `5` as a string where one
+/// is expected, the JSON form of the document does not), the JSON error says what is wrong.
 fn reparse_error<T: serde::de::DeserializeOwned>(
     path: &Path,
     format: Format,
     text: &str,
     index: usize,
+    error: &serde_json::Error,
 ) -> CatalogError {
-    let fault = files::reparse_document::<T>(format, text, index).unwrap_or(ParseFault {
+    let fault = files::reparse_document::<T>(format, text, index).unwrap_or_else(|| ParseFault {
         line: None,
-        message: "not a catalog entity".to_owned(),
+        message: error.to_string(),
     });
     syntax(path, fault)
 }
@@ -558,18 +563,22 @@ struct Cursor {
     next: usize,
     /// Line of the last entity found.
     last: Option<usize>,
+    /// Line starts of the file's text, made on first use (one cursor walks one text).
+    starts: Option<files::LineStarts>,
 }
 
 impl Cursor {
     fn locate(&mut self, text: &str, key: &str, value: Option<&str>) -> usize {
         let from = self.next.max(1);
+        let last = self.last;
+        let starts = self
+            .starts
+            .get_or_insert_with(|| files::LineStarts::new(text));
         let found = value.and_then(|v| {
-            files::find_key_value_line(text, from, key, v)
+            starts
+                .find_key_value_line(text, from, key, v)
                 // Several entities on one line (flow style, minified JSON).
-                .or_else(|| {
-                    self.last
-                        .and_then(|l| files::find_key_value_line(text, l, key, v))
-                })
+                .or_else(|| last.and_then(|l| starts.find_key_value_line(text, l, key, v)))
         });
         let line = found.or(self.last).unwrap_or(from);
         self.last = Some(line);
@@ -577,9 +586,12 @@ impl Cursor {
         line
     }
 
-    fn document_line(&self, text: &str) -> Option<usize> {
+    fn document_line(&mut self, text: &str) -> Option<usize> {
         let from = self.next.max(1);
-        (from <= text.lines().count().max(1)).then_some(from)
+        let starts = self
+            .starts
+            .get_or_insert_with(|| files::LineStarts::new(text));
+        (from <= starts.count(text).max(1)).then_some(from)
     }
 }
 
