@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::json;
+use crate::json::{self, LazyObject};
 
 /// A catalog entity as a plugin sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -23,8 +23,9 @@ pub struct Entity {
     pub team: Option<String>,
     /// Tier 1 (most critical) to 3, or none.
     pub tier: Option<u8>,
-    /// The entity's free-form properties.
-    pub properties: Map<String, Value>,
+    /// The entity's free-form properties (read them with [`Entity::properties`]; parsed from
+    /// the host's JSON only when first read).
+    properties: LazyObject,
 }
 
 impl Entity {
@@ -37,8 +38,41 @@ impl Entity {
             kind: kind.into(),
             team: None,
             tier: None,
-            properties: Map::new(),
+            properties: LazyObject::default(),
         }
+    }
+
+    /// An entity as the host hands it over, with its properties as JSON text (parsed on first
+    /// read). Text that is not an object is refused, naming what it is.
+    pub(crate) fn from_wire(
+        identifier: String,
+        kind: String,
+        title: String,
+        team: Option<String>,
+        tier: Option<u8>,
+        properties: String,
+    ) -> Result<Self, String> {
+        let properties = LazyObject::from_text(properties).map_err(|shape| {
+            format!("properties of {identifier} are not a JSON object but {shape}")
+        })?;
+        Ok(Self {
+            identifier,
+            kind,
+            title,
+            team,
+            tier,
+            properties,
+        })
+    }
+
+    /// The entity's free-form properties.
+    pub fn properties(&self) -> &Map<String, Value> {
+        self.properties.get()
+    }
+
+    /// The entity's free-form properties, for changing (test builders).
+    pub fn properties_mut(&mut self) -> &mut Map<String, Value> {
+        self.properties.get_mut()
     }
 
     /// This entity with another title.
@@ -61,7 +95,7 @@ impl Entity {
 
     /// This entity with the top-level property `key` set to `value`.
     pub fn with_property(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
-        self.properties.insert(key.into(), value.into());
+        self.properties.get_mut().insert(key.into(), value.into());
         self
     }
 
@@ -69,12 +103,12 @@ impl Entity {
     ///
     /// `None` when the property is absent, `null`, or cannot be read as a `T`.
     pub fn property<T: DeserializeOwned>(&self, path: &str) -> Option<T> {
-        json::lookup_as(&self.properties_value(), path)
+        json::lookup_in_as(self.properties.get(), path)
     }
 
     /// The raw JSON value of the property at the dotted `path`.
     pub fn property_value(&self, path: &str) -> Option<Value> {
-        json::lookup(&self.properties_value(), path).cloned()
+        json::lookup_in(self.properties.get(), path).cloned()
     }
 
     /// A built-in field (`identifier`, `kind`, `title`, `team`, `tier`) or, for any other name,
@@ -95,12 +129,6 @@ impl Entity {
                 }
             }
         }
-    }
-
-    fn properties_value(&self) -> Value {
-        // A cheap clone of the map keeps `json::lookup` a single function over `Value`; property
-        // maps are small and lookups happen a handful of times per call.
-        Value::Object(self.properties.clone())
     }
 }
 

@@ -7,8 +7,6 @@
 //! Nothing here is public API except the macro; the functions are `#[doc(hidden)]` because the
 //! macro expands in the plugin's crate.
 
-use serde_json::{Map, Value};
-
 use crate::bindings::check::readyd::plugin::types as wit;
 use crate::{Check, Config, DataSource, Entity, Facts, Outcome, Params, PluginError, Status};
 
@@ -26,34 +24,15 @@ impl TryFrom<wit::Entity> for Entity {
     type Error = PluginError;
 
     fn try_from(entity: wit::Entity) -> Result<Self, PluginError> {
-        let properties = if entity.properties.trim().is_empty() {
-            Map::new()
-        } else {
-            match serde_json::from_str(&entity.properties) {
-                Ok(Value::Object(map)) => map,
-                Ok(Value::Null) => Map::new(),
-                Ok(_) => {
-                    return Err(PluginError::failed(format!(
-                        "properties of {} are not a JSON object",
-                        entity.identifier
-                    )));
-                }
-                Err(e) => {
-                    return Err(PluginError::failed(format!(
-                        "properties of {} are not valid JSON: {e}",
-                        entity.identifier
-                    )));
-                }
-            }
-        };
-        Ok(Entity {
-            identifier: entity.identifier,
-            kind: entity.kind,
-            title: entity.title,
-            team: entity.team,
-            tier: entity.tier,
-            properties,
-        })
+        Entity::from_wire(
+            entity.identifier,
+            entity.kind,
+            entity.title,
+            entity.team,
+            entity.tier,
+            entity.properties,
+        )
+        .map_err(PluginError::failed)
     }
 }
 
@@ -83,12 +62,12 @@ pub fn check_init<T: Check>(config: &str) -> Result<T, wit::PluginError> {
 pub fn check_evaluate<T: Check>(
     plugin: Option<&T>,
     entity: wit::Entity,
-    facts: &str,
+    facts: String,
     params: &str,
 ) -> Result<wit::Outcome, wit::PluginError> {
     let plugin = plugin.ok_or_else(|| PluginError::failed(NOT_INITIALISED))?;
     let entity = Entity::try_from(entity)?;
-    let facts = Facts::parse(facts)?;
+    let facts = Facts::from_wire(facts)?;
     let params = Params::parse(params)?;
     Ok(plugin.evaluate(&entity, &facts, &params)?.into())
 }
@@ -164,7 +143,7 @@ macro_rules! export {
                     params: ::std::string::String,
                 ) -> ::std::result::Result<__wit::Outcome, __wit::PluginError> {
                     __READYD_PLUGIN.with(|slot| {
-                        $crate::__private::check_evaluate(slot.borrow().as_ref(), entity, &facts, &params)
+                        $crate::__private::check_evaluate(slot.borrow().as_ref(), entity, facts, &params)
                     })
                 }
             }
@@ -224,7 +203,7 @@ macro_rules! export {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     #[derive(Debug)]
     struct Echo {
@@ -284,7 +263,7 @@ mod tests {
         let outcome = check_evaluate(
             Some(&plugin),
             wit_entity("api", "service", r#"{"x":1}"#),
-            r#"{"src":{"n":7}}"#,
+            r#"{"src":{"n":7}}"#.into(),
             r#"{"extra":"!"}"#,
         )
         .unwrap();
@@ -297,12 +276,20 @@ mod tests {
     fn glue_reports_bad_inputs_as_plugin_errors() {
         let err = check_init::<Echo>("{}").unwrap_err();
         assert!(matches!(err, wit::PluginError::InvalidConfig(ref m) if m == "prefix is required"));
-        let err = check_evaluate::<Echo>(None, wit_entity("a", "s", ""), "", "").unwrap_err();
+        let err =
+            check_evaluate::<Echo>(None, wit_entity("a", "s", ""), String::new(), "").unwrap_err();
         assert!(matches!(err, wit::PluginError::Failed(ref m) if m.contains("before init")));
         let plugin = Echo { prefix: "p".into() };
-        let err = check_evaluate(Some(&plugin), wit_entity("a", "s", "[1]"), "", "").unwrap_err();
+        let err = check_evaluate(
+            Some(&plugin),
+            wit_entity("a", "s", "[1]"),
+            String::new(),
+            "",
+        )
+        .unwrap_err();
         assert!(matches!(err, wit::PluginError::Failed(ref m) if m.contains("not a JSON object")));
-        let err = check_evaluate(Some(&plugin), wit_entity("a", "s", ""), "{", "").unwrap_err();
+        let err =
+            check_evaluate(Some(&plugin), wit_entity("a", "s", ""), "[1]".into(), "").unwrap_err();
         assert!(matches!(err, wit::PluginError::Failed(ref m) if m.contains("facts")));
     }
 

@@ -4,8 +4,10 @@
 //! arrays (`checks.0.name`). An empty path is the document itself. Lookup never allocates and
 //! never fails loudly: a missing key, a wrong container or an out-of-range index is `None`.
 
+use std::sync::OnceLock;
+
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// The value at `path` inside `root`, or `None` when any segment is missing.
 pub(crate) fn lookup<'a>(root: &'a Value, path: &str) -> Option<&'a Value> {
@@ -23,6 +25,112 @@ pub(crate) fn lookup<'a>(root: &'a Value, path: &str) -> Option<&'a Value> {
 /// The value at `path` converted to `T`; `None` when absent, `null`, or of another shape.
 pub(crate) fn lookup_as<T: DeserializeOwned>(root: &Value, path: &str) -> Option<T> {
     match lookup(root, path)? {
+        Value::Null => None,
+        value => T::deserialize(value).ok(),
+    }
+}
+
+/// A JSON object handed over the WIT boundary as text and parsed only when first read.
+///
+/// A check that never looks at the entity's properties or the facts does not pay for parsing
+/// them (a warm call's cost is mostly that parsing otherwise). The daemon always sends an
+/// object; text that does not start like one is refused when the call arrives, and text that
+/// starts like one but does not parse reads as an empty object (the host never sends that).
+#[derive(Clone, Default)]
+pub(crate) struct LazyObject {
+    text: Option<Box<str>>,
+    parsed: OnceLock<Map<String, Value>>,
+}
+
+impl LazyObject {
+    /// An object already parsed (builders, unit tests).
+    pub(crate) fn from_map(map: Map<String, Value>) -> Self {
+        let parsed = OnceLock::new();
+        let _ = parsed.set(map);
+        Self { text: None, parsed }
+    }
+
+    /// Text from the host: empty or `null` is an empty object; anything that does not start
+    /// like an object is refused with the name of the JSON type it starts like.
+    pub(crate) fn from_text(text: String) -> Result<Self, &'static str> {
+        let trimmed = text.trim_start();
+        match trimmed.as_bytes().first() {
+            None => Ok(Self::from_map(Map::new())),
+            Some(b'{') => Ok(Self {
+                text: Some(text.into_boxed_str()),
+                parsed: OnceLock::new(),
+            }),
+            Some(b'n') if trimmed.trim_end() == "null" => Ok(Self::from_map(Map::new())),
+            Some(b'[') => Err("an array"),
+            Some(b'"') => Err("a string"),
+            Some(b't' | b'f') => Err("a boolean"),
+            Some(b'-' | b'0'..=b'9') => Err("a number"),
+            Some(_) => Err("not JSON"),
+        }
+    }
+
+    /// The object, parsed on first use.
+    pub(crate) fn get(&self) -> &Map<String, Value> {
+        self.parsed.get_or_init(|| match self.text.as_deref() {
+            Some(text) => match serde_json::from_str(text) {
+                Ok(Value::Object(map)) => map,
+                _ => Map::new(),
+            },
+            None => Map::new(),
+        })
+    }
+
+    /// The object for changing; the text is no longer needed after this.
+    pub(crate) fn get_mut(&mut self) -> &mut Map<String, Value> {
+        self.get();
+        self.text = None;
+        self.parsed.get_mut().expect("parsed just above")
+    }
+}
+
+impl std::fmt::Debug for LazyObject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.get().fmt(f)
+    }
+}
+
+impl PartialEq for LazyObject {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl serde::Serialize for LazyObject {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.get().serialize(serializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for LazyObject {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Map::deserialize(deserializer).map(Self::from_map)
+    }
+}
+
+/// The value at `path` inside the object `root` (see [`lookup`]).
+pub(crate) fn lookup_in<'a>(root: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
+    let (first, rest) = match path.split_once('.') {
+        Some((first, rest)) => (first, Some(rest)),
+        None => (path, None),
+    };
+    let value = root.get(first)?;
+    match rest {
+        Some(rest) => lookup(value, rest),
+        None => Some(value),
+    }
+}
+
+/// The value at `path` inside the object `root` converted to `T` (see [`lookup_as`]).
+pub(crate) fn lookup_in_as<T: DeserializeOwned>(
+    root: &Map<String, Value>,
+    path: &str,
+) -> Option<T> {
+    match lookup_in(root, path)? {
         Value::Null => None,
         value => T::deserialize(value).ok(),
     }
@@ -51,5 +159,39 @@ mod tests {
         assert_eq!(lookup_as::<u32>(&doc, "s"), None);
         assert_eq!(lookup_as::<String>(&doc, "z"), None);
         assert_eq!(lookup_as::<Option<String>>(&doc, "missing"), None);
+    }
+
+    #[test]
+    fn lazy_objects_parse_on_first_read_and_refuse_other_shapes() {
+        let lazy = LazyObject::from_text(r#" {"a": {"b": [1, 2]}}"#.into()).unwrap();
+        assert!(
+            lazy.parsed.get().is_none(),
+            "nothing is parsed before a read"
+        );
+        assert_eq!(lookup_in(lazy.get(), "a.b.1"), Some(&json!(2)));
+        assert_eq!(lookup_in_as::<u8>(lazy.get(), "a.b.0"), Some(1));
+        assert_eq!(lookup_in(lazy.get(), "a.c"), None);
+        assert!(
+            LazyObject::from_text(String::new())
+                .unwrap()
+                .get()
+                .is_empty()
+        );
+        assert!(
+            LazyObject::from_text("null".into())
+                .unwrap()
+                .get()
+                .is_empty()
+        );
+        assert_eq!(LazyObject::from_text("[1]".into()).unwrap_err(), "an array");
+        assert_eq!(LazyObject::from_text("7".into()).unwrap_err(), "a number");
+        assert!(LazyObject::from_text("{x".into()).unwrap().get().is_empty());
+        let mut edited = LazyObject::from_text(r#"{"k":1}"#.into()).unwrap();
+        edited.get_mut().insert("j".into(), json!(2));
+        assert_eq!(
+            edited,
+            LazyObject::from_map(json!({"k":1,"j":2}).as_object().unwrap().clone())
+        );
+        assert_eq!(serde_json::to_value(&edited).unwrap(), json!({"k":1,"j":2}));
     }
 }
