@@ -34,6 +34,8 @@ pub struct Options {
     pub wrk: bool,
     /// Keep the generated organisation and the stores here instead of a temporary directory.
     pub keep: Option<PathBuf>,
+    /// Run only these sections (empty: all).
+    pub only: Vec<String>,
     /// The command line shown in the report.
     pub command: String,
 }
@@ -281,6 +283,8 @@ fn peers(
 /// Runs everything and returns the report (the caller writes it).
 pub fn run(options: &Options) -> anyhow::Result<Report> {
     let plan = Plan::new(options);
+    let wants =
+        |section: &str| options.only.is_empty() || options.only.iter().any(|s| s == section);
     let scratch = match &options.keep {
         Some(dir) => {
             std::fs::create_dir_all(dir)?;
@@ -308,35 +312,60 @@ pub fn run(options: &Options) -> anyhow::Result<Report> {
     let mut failures = Vec::new();
     let mut sections = Vec::new();
 
-    eprintln!("readyd-bench: peers");
-    let (peer_rows, peer_notes) = peers(&org, plan.peer_runs, options.node, &mut failures)?;
+    let (peer_rows, peer_notes) = if wants("peers") {
+        eprintln!("readyd-bench: peers");
+        peers(&org, plan.peer_runs, options.node, &mut failures)?
+    } else {
+        (Vec::new(), Vec::new())
+    };
 
-    eprintln!("readyd-bench: pure evaluator");
-    sections.push(evaluation::pure_evaluator(&org, plan.eval_runs));
+    if wants("evaluator") {
+        eprintln!("readyd-bench: pure evaluator");
+        sections.push(evaluation::pure_evaluator(&org, plan.eval_runs));
+    }
 
-    eprintln!("readyd-bench: seeding a store");
     let seeded = work.join("seeded.redb");
-    let seed_time = engine::seed_store(&org, &seeded)?;
-    eprintln!("readyd-bench: full pass with commit");
+    let seed_time = if wants("pass") || wants("engine") || wants("daemon") {
+        eprintln!("readyd-bench: seeding a store");
+        engine::seed_store(&org, &seeded)?
+    } else {
+        Duration::ZERO
+    };
     let pass_store = work.join("full-pass.redb");
-    std::fs::copy(&seeded, &pass_store)?;
-    let expected_results = match evaluation::full_pass(&org, &pass_store, plan.pass_runs) {
-        Ok((mut section, results)) => {
-            section.notes.push(format!(
-                "Seeding the store took {} s.",
-                fmt_num(seed_time.as_secs_f64())
-            ));
-            sections.push(section);
-            Some(results.len())
-        }
-        Err(e) => {
-            sections.push(unmeasured(
-                "Full pass with commit (evaluator + store)",
-                &[("full pass, commit included", "< 1 s")],
-                &e,
-            ));
-            None
-        }
+    let passed = if wants("pass") {
+        eprintln!("readyd-bench: full pass with commit");
+        std::fs::copy(&seeded, &pass_store)?;
+        Some(evaluation::full_pass(&org, &pass_store, plan.pass_runs))
+    } else {
+        None
+    };
+    // The engine checks its results against the pure evaluator's count: one unreported pass.
+    let unreported_count = if passed.is_none() && (wants("engine") || wants("daemon")) {
+        std::fs::copy(&seeded, &pass_store)?;
+        Some(evaluation::full_pass(&org, &pass_store, 1)?.1.len())
+    } else {
+        None
+    };
+    let expected_results = match passed {
+        None => None,
+        Some(passed) => match passed {
+            Ok((mut section, results)) => {
+                section.notes.push(format!(
+                    "Seeding the store took {} s.",
+                    fmt_num(seed_time.as_secs_f64())
+                ));
+                sections.push(section);
+                Some(results.len())
+            }
+            Err(e) => {
+                sections.push(unmeasured(
+                    "Full pass with commit (evaluator + store)",
+                    &[("full pass, commit included", "< 1 s")],
+                    &e,
+                ));
+                None
+            }
+        },
     };
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -346,6 +375,7 @@ pub fn run(options: &Options) -> anyhow::Result<Report> {
     std::fs::create_dir_all(&manifests)?;
     plugins::write_manifests(&manifests)?;
     runtime.block_on(async {
+        if wants("plugins") {
         eprintln!("readyd-bench: plugins");
         match plugins::measure(&org, &manifests, &work, plan.plugin).await {
             Ok(s) => sections.push(s),
@@ -355,6 +385,8 @@ pub fn run(options: &Options) -> anyhow::Result<Report> {
                 &e,
             )),
         }
+        }
+        if wants("workload") {
         eprintln!("readyd-bench: plugin rules in a pass");
         let workload = async {
             let host = readyd::plugin::PluginHost::new(readyd::plugin::HostConfig {
@@ -373,11 +405,18 @@ pub fn run(options: &Options) -> anyhow::Result<Report> {
                 &e,
             )),
         }
+        }
+        if !(wants("engine") || wants("daemon")) {
+            return Ok(());
+        }
 
-        eprintln!("readyd-bench: engine");
         let engine_work = work.join("engine");
         std::fs::create_dir_all(&engine_work)?;
-        let engine_data = match engine::measure(&org, &seeded, &engine_work, expected_results.unwrap_or(0), plan.engine).await {
+        let engine_data = if !wants("engine") {
+            None
+        } else {
+        eprintln!("readyd-bench: engine");
+        match engine::measure(&org, &seeded, &engine_work, expected_results.or(unreported_count).unwrap_or(0), plan.engine).await {
             Ok(outcome) => {
                 sections.push(outcome.section);
                 outcome.data
@@ -395,10 +434,13 @@ pub fn run(options: &Options) -> anyhow::Result<Report> {
                 ));
                 None
             }
+        }
         };
 
-        eprintln!("readyd-bench: daemon");
-        daemon_phase(&org, &work, engine_data.as_deref().unwrap_or(&seeded), plan, &mut sections).await;
+        if wants("daemon") {
+            eprintln!("readyd-bench: daemon");
+            daemon_phase(&org, &work, engine_data.as_deref().unwrap_or(&seeded), plan, &mut sections).await;
+        }
         Ok::<_, anyhow::Error>(())
     })?;
     runtime.shutdown_timeout(Duration::from_secs(5));

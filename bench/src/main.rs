@@ -35,6 +35,11 @@ struct Cli {
     /// Keep the generated organisation and stores in this directory.
     #[arg(long)]
     keep: Option<PathBuf>,
+    /// Run only these sections (comma-separated: peers, evaluator, pass, plugins, workload,
+    /// engine, daemon), for working on one figure; the report then goes to
+    /// target/readyd-bench/BENCHMARKS-only.md unless --out says otherwise.
+    #[arg(long, value_delimiter = ',', value_parser = ["peers", "evaluator", "pass", "plugins", "workload", "engine", "daemon"])]
+    only: Vec<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -69,7 +74,12 @@ fn main() -> ExitCode {
     }
     let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let out = cli.out.clone().unwrap_or_else(|| {
-        if cli.quick {
+        if !cli.only.is_empty() {
+            workspace
+                .join("target")
+                .join("readyd-bench")
+                .join("BENCHMARKS-only.md")
+        } else if cli.quick {
             workspace
                 .join("target")
                 .join("readyd-bench")
@@ -93,6 +103,7 @@ fn main() -> ExitCode {
         node: !cli.no_node,
         wrk: !cli.no_wrk && !cli.quick,
         keep: cli.keep,
+        only: cli.only,
         command,
     };
     let report = match harness::run(&options) {

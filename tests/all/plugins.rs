@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use readyd::model::{CheckOutcome, RuleStatus};
 use readyd::plugin::{
-    HostConfig, Manifest, Plugin, PluginError, PluginHost, PluginKind, PluginRegistry, PluginState,
+    CheckInput, HostConfig, Manifest, Plugin, PluginError, PluginHost, PluginKind, PluginRegistry,
+    PluginState,
 };
 use readyd_plugin_artifacts as artifacts;
 use readyd_tests::{CannedResponse, Receiver, entity, log_capture, temp_dir, write_file};
@@ -142,13 +143,16 @@ async fn a_batch_runs_on_one_instance_and_survives_a_failing_call() {
     let host = host();
     let check = load(&host, dir.path(), "noop", artifacts::FIXTURE_NOOP_CHECK, "").await;
     let entities: Vec<_> = (0..50).map(|i| entity(&format!("e{i}"))).collect();
-    let facts = json!({});
-    let pass = json!({"status": "pass"});
-    let error = json!({"status": "error", "message": "nope"});
-    let calls: Vec<_> = entities
+    let inputs: Vec<_> = entities
+        .iter()
+        .map(|e| CheckInput::new(e, &json!({})).unwrap())
+        .collect();
+    let pass = json!({"status": "pass"}).to_string();
+    let error = json!({"status": "error", "message": "nope"}).to_string();
+    let calls: Vec<_> = inputs
         .iter()
         .enumerate()
-        .map(|(i, e)| (e, &facts, if i == 10 { &error } else { &pass }))
+        .map(|(i, e)| (e, if i == 10 { &error } else { &pass }))
         .collect();
     let results = check.evaluate_batch(&calls).await;
     assert_eq!(results.len(), 50);
@@ -620,9 +624,12 @@ async fn repeated_faults_park_a_plugin_until_it_is_reloaded() {
         }
     );
     // A batch is refused call by call without running.
-    let (e, v) = (entity("b"), json!({}));
+    let (e, v) = (
+        CheckInput::new(&entity("b"), &json!({})).unwrap(),
+        "{}".to_string(),
+    );
     let batch = registry
-        .evaluate_batch("flaky", &[(&e, &v, &v), (&e, &v, &v)])
+        .evaluate_batch("flaky", &[(&e, &v), (&e, &v)])
         .await;
     assert!(
         batch

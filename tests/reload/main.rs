@@ -522,9 +522,9 @@ async fn an_infinite_loop_swapped_in_while_calls_run_does_not_stall_other_plugin
         .map(|_| {
             let (engine, stop, batches) = (daemon.engine.clone(), stop.clone(), batches.clone());
             tokio::spawn(async move {
-                let target = entity("svc-1");
-                let (facts, params) = (json!({}), json!({"message": "direct"}));
-                let calls = vec![(&target, &facts, &params); 4];
+                let target = readyd::plugin::CheckInput::new(&entity("svc-1"), &json!({})).unwrap();
+                let params = json!({"message": "direct"}).to_string();
+                let calls = vec![(&target, &params); 4];
                 while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                     let results = engine.plugins().evaluate_batch("spinner", &calls).await;
                     let batch = if results.iter().all(|r| {

@@ -15,7 +15,7 @@ use std::time::Instant;
 use anyhow::{Context as _, anyhow};
 use readyd::eval::{self, CheckResults, EvalInput, NoChecks};
 use readyd::model::{CheckOutcome, Entity, EntityFacts, RuleStatus, ScorecardResult, Timestamp};
-use readyd::plugin::{Plugin, PluginHost};
+use readyd::plugin::{CheckInput, Plugin, PluginHost};
 use readyd::standards::Standards;
 use readyd::store::{Durability, Store, StoreOptions, WriteBatch};
 
@@ -234,22 +234,35 @@ async fn run_checks(
             }
         }
     }
-    let facts_json: Vec<serde_json::Value> = org
-        .entities
-        .iter()
-        .map(|e| facts_as_json(org.facts_of(&e.identifier)))
-        .collect();
+    // As the engine does: every entity with a plugin call encoded for the wire once, every
+    // rule's params once.
+    let mut encoded: Vec<Option<CheckInput>> = vec![None; org.entities.len()];
+    for call in &calls {
+        if encoded[call.entity].is_none() {
+            let entity = &org.entities[call.entity];
+            let facts = readyd::engine::facts_json_text(org.facts_of(&entity.identifier));
+            encoded[call.entity] = Some(
+                CheckInput::with_facts_json(entity, facts).expect("a generated entity encodes"),
+            );
+        }
+    }
+    let mut params: HashMap<(String, String), String> = HashMap::new();
+    for call in &calls {
+        params
+            .entry((call.scorecard.clone(), call.rule.clone()))
+            .or_insert_with(|| readyd::plugin::encode_params(&call.params).expect("params encode"));
+    }
     let jobs = calls.chunks(512).map(|chunk| {
         let batch: Vec<_> = chunk
             .iter()
             .map(|c| {
                 (
-                    org.entities[c.entity].as_ref(),
-                    &facts_json[c.entity],
-                    &c.params,
+                    encoded[c.entity].as_ref().expect("encoded above"),
+                    &params[&(c.scorecard.clone(), c.rule.clone())],
                 )
             })
             .collect();
+        let plugin = &plugin;
         async move { (chunk, plugin.evaluate_batch(&batch).await) }
     });
     let mut out = vec![Checks::new(); org.entities.len()];

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use anyhow::{Context as _, anyhow};
 use readyd::model::{CheckOutcome, Entity, RuleStatus};
-use readyd::plugin::{HostConfig, Manifest, Plugin, PluginHost};
+use readyd::plugin::{CheckInput, HostConfig, Manifest, Plugin, PluginHost};
 use serde_json::{Value, json};
 
 use crate::org::Org;
@@ -122,9 +122,12 @@ pub async fn measure(
              deadlines). A load is `PluginHost::load`: read, hash, compile or load the cached \
              artifact, check the contract, pre-instantiate, and the smoke test (instantiate + \
              `init`). Cold: {} load(s) per plugin without a cache; cached: {} loads per plugin \
-             from a warm on-disk cache. Calls use a real entity of the organisation with its facts \
-             (the host encodes properties, facts and params as JSON per call): {} rounds of {} \
-             calls.",
+             from a warm on-disk cache. Calls use a real entity of the organisation with its facts. \
+             In a batch, as the evaluator calls, the entity (properties and facts) is encoded for \
+             the wire once per pass and a rule's params once per pass, so a batched call is the \
+             call itself; that encoding is measured on its own row. `Plugin::evaluate` encodes \
+             per call. The SDK parses properties and facts inside the plugin only when the check \
+             reads them: {} rounds of {} calls.",
             runs.cold, runs.cached, runs.rounds, runs.calls
         ),
     );
@@ -188,12 +191,20 @@ pub async fn measure(
     let noop = load(&cached_host, manifests, "noop-check").await?;
     let slo = load(&cached_host, manifests, "slo-budget").await?;
     let slo_params = json!({ "source": "prometheus" });
-    let calls: Vec<_> = (0..runs.calls)
-        .map(|_| (entity.as_ref(), &facts, &params))
-        .collect();
+    // A batch as the evaluator makes it: the entity encoded for the wire once per pass, the
+    // params once per rule; the encoding is measured on its own below.
+    let input = CheckInput::with_facts_json(
+        &entity,
+        readyd::engine::facts_json_text(org.facts_of(&entity.identifier)),
+    )
+    .map_err(|e| anyhow!("{e}"))?;
+    let params_text = readyd::plugin::encode_params(&params).map_err(|e| anyhow!("{e}"))?;
+    let slo_params_text = readyd::plugin::encode_params(&slo_params).map_err(|e| anyhow!("{e}"))?;
+    let calls: Vec<_> = (0..runs.calls).map(|_| (&input, &params_text)).collect();
     let slo_calls: Vec<_> = (0..runs.calls)
-        .map(|_| (entity.as_ref(), &facts, &slo_params))
+        .map(|_| (&input, &slo_params_text))
         .collect();
+    let mut encoding = Samples::new();
     let (mut single, mut batch, mut slo_batch, mut native) = (
         Samples::new(),
         Samples::new(),
@@ -210,6 +221,16 @@ pub async fn measure(
             std::hint::black_box(outcome);
         }
         single.push(started.elapsed().as_secs_f64() * 1e6 / runs.calls as f64);
+
+        let started = Instant::now();
+        for _ in 0..runs.calls {
+            let facts = readyd::engine::facts_json_text(org.facts_of(&entity.identifier));
+            std::hint::black_box(
+                CheckInput::with_facts_json(std::hint::black_box(&entity), facts)
+                    .map_err(|e| anyhow!("{e}"))?,
+            );
+        }
+        encoding.push(started.elapsed().as_secs_f64() * 1e6 / runs.calls as f64);
 
         let started = Instant::now();
         let answers = noop.evaluate_batch(&calls).await;
@@ -268,12 +289,11 @@ pub async fn measure(
         let mut tasks = tokio::task::JoinSet::new();
         for _ in 0..cores {
             let plugin = noop.clone();
-            let entity = entity.clone();
-            let facts = facts.clone();
+            let input = input.clone();
             let n = runs.calls;
             tasks.spawn(async move {
-                let params = json!({});
-                let calls: Vec<_> = (0..n).map(|_| (entity.as_ref(), &facts, &params)).collect();
+                let params = "{}".to_string();
+                let calls: Vec<_> = (0..n).map(|_| (&input, &params)).collect();
                 plugin
                     .evaluate_batch(&calls)
                     .await
@@ -297,7 +317,12 @@ pub async fn measure(
         &mut batch,
     ));
     section.rows.push(Row::info(
-        "noop-check: warm call (`Plugin::evaluate`, one at a time)",
+        "encoding one entity and its facts for the wire (once per entity and pass)",
+        "µs",
+        &mut encoding,
+    ));
+    section.rows.push(Row::info(
+        "noop-check: warm call (`Plugin::evaluate`, one at a time, encoding included)",
         "µs",
         &mut single,
     ));

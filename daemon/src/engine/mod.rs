@@ -21,7 +21,7 @@ mod state;
 mod workflows;
 
 pub use api::*;
-pub use pass::same_outcome;
+pub use pass::{facts_json_text, same_outcome};
 pub use reload::ReloadReport;
 pub use state::PartStatus;
 

@@ -12,7 +12,7 @@ use crate::model::{
     CheckOutcome, Entity, EntityFacts, Exemption, LevelChange, RuleStatus, ScorecardResult,
     Timestamp,
 };
-use crate::plugin::PluginRegistry;
+use crate::plugin::{CheckCall, CheckInput, PluginRegistry};
 use crate::standards::Standards;
 use crate::store::WriteBatch;
 
@@ -248,7 +248,8 @@ struct Call {
     entity_index: usize,
     scorecard: String,
     rule: String,
-    params: serde_json::Value,
+    /// The rule's params as JSON text, encoded once per rule and pass.
+    params: Arc<String>,
 }
 
 /// Run every check plugin call the entities' applicable rules need, batched per plugin on warm
@@ -263,6 +264,8 @@ async fn run_checks(
 ) -> Vec<EntityChecks> {
     let mut out: Vec<EntityChecks> = inputs.iter().map(|_| EntityChecks::default()).collect();
     let mut calls: HashMap<String, Vec<Call>> = HashMap::new();
+    // Params encoded once per rule (keyed by the rule's address, stable for this pass).
+    let mut encoded_params: HashMap<usize, Arc<String>> = HashMap::new();
     for (index, input) in inputs.iter().enumerate() {
         for scorecard in &standards.scorecards {
             if only.is_some_and(|only| !only.contains(&scorecard.identifier)) {
@@ -273,11 +276,20 @@ async fn run_checks(
             }
             for rule in eval::checks_needed(&input.entity, &input.facts, scorecard, now) {
                 if let Some(check) = &rule.check {
+                    let params = encoded_params
+                        .entry(std::ptr::from_ref(rule) as usize)
+                        .or_insert_with(|| {
+                            // Params come from a parsed YAML/JSON document: always encodable.
+                            Arc::new(
+                                crate::plugin::encode_params(&check.params).unwrap_or_default(),
+                            )
+                        })
+                        .clone();
                     calls.entry(check.plugin.clone()).or_default().push(Call {
                         entity_index: index,
                         scorecard: scorecard.identifier.clone(),
                         rule: rule.identifier.clone(),
-                        params: check.params.clone(),
+                        params,
                     });
                 }
             }
@@ -286,8 +298,19 @@ async fn run_checks(
     if calls.is_empty() {
         return out;
     }
-    let facts_json: Vec<serde_json::Value> =
-        inputs.iter().map(|i| facts_as_json(&i.facts)).collect();
+    // Each entity with a plugin call is encoded for the wire once, whatever its number of calls.
+    let mut encoded: Vec<Option<Result<CheckInput, String>>> =
+        inputs.iter().map(|_| None).collect();
+    for call in calls.values().flatten() {
+        let slot = &mut encoded[call.entity_index];
+        if slot.is_none() {
+            let input = &inputs[call.entity_index];
+            *slot = Some(
+                CheckInput::with_facts_json(&input.entity, facts_json_text(&input.facts))
+                    .map_err(|e| e.to_string()),
+            );
+        }
+    }
     let calls: Vec<(String, Vec<Call>)> = calls.into_iter().collect();
     let mut jobs = Vec::new();
     for (plugin_name, plugin_calls) in &calls {
@@ -295,16 +318,16 @@ async fn run_checks(
         for chunk in plugin_calls.chunks(512) {
             let plugin = plugin.clone();
             let plugin_name = plugin_name.clone();
-            let batch: Vec<(&Entity, &serde_json::Value, &serde_json::Value)> = chunk
-                .iter()
-                .map(|c| {
-                    (
-                        inputs[c.entity_index].entity.as_ref(),
-                        &facts_json[c.entity_index],
-                        &c.params,
-                    )
-                })
-                .collect();
+            // Calls whose entity could not be encoded answer `error` without reaching the plugin.
+            let mut unencodable: Vec<(usize, String)> = Vec::new();
+            let mut batch: Vec<CheckCall<'_>> = Vec::with_capacity(chunk.len());
+            for (position, c) in chunk.iter().enumerate() {
+                match encoded[c.entity_index].as_ref() {
+                    Some(Ok(input)) => batch.push((input, &c.params)),
+                    Some(Err(reason)) => unencodable.push((position, reason.clone())),
+                    None => unencodable.push((position, "entity not encoded".into())),
+                }
+            }
             jobs.push(async move {
                 let started = std::time::Instant::now();
                 let answers: Vec<CheckOutcome> = match &plugin {
@@ -312,12 +335,18 @@ async fn run_checks(
                         .iter()
                         .map(|_| error_outcome(format!("plugin {plugin_name} is not loaded")))
                         .collect(),
-                    Some(plugin) => plugin
-                        .evaluate_batch(&batch)
-                        .await
-                        .into_iter()
-                        .map(|r| r.unwrap_or_else(|e| error_outcome(e.to_string())))
-                        .collect(),
+                    Some(plugin) => {
+                        let mut answers: Vec<CheckOutcome> = plugin
+                            .evaluate_batch(&batch)
+                            .await
+                            .into_iter()
+                            .map(|r| r.unwrap_or_else(|e| error_outcome(e.to_string())))
+                            .collect();
+                        for (position, reason) in unencodable {
+                            answers.insert(position, error_outcome(reason));
+                        }
+                        answers
+                    }
                 };
                 let labels = PluginLabels {
                     plugin: plugin_name.clone(),
@@ -349,17 +378,18 @@ fn error_outcome(message: String) -> CheckOutcome {
     }
 }
 
-/// The facts a check plugin sees: `{ "<source>": { ...facts } }`.
-pub fn facts_as_json(facts: &EntityFacts) -> serde_json::Value {
-    serde_json::Value::Object(
-        facts
-            .iter()
-            .map(|(source, record)| {
-                (
-                    source.clone(),
-                    serde_json::Value::Object(record.facts.clone()),
-                )
-            })
-            .collect(),
-    )
+/// The facts a check plugin sees, `{ "<source>": { ...facts } }`, as JSON text.
+pub fn facts_json_text(facts: &EntityFacts) -> String {
+    struct Wire<'a>(&'a EntityFacts);
+    impl serde::Serialize for Wire<'_> {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.collect_map(
+                self.0
+                    .iter()
+                    .map(|(source, record)| (source, &record.facts)),
+            )
+        }
+    }
+    // A map of strings to JSON objects always encodes.
+    serde_json::to_string(&Wire(facts)).unwrap_or_else(|_| "{}".into())
 }

@@ -8,8 +8,10 @@
 //! trap, a timeout or an abandoned call is dead and is dropped; one that answered goes back to
 //! the idle list. Every call passes the plugin's circuit breaker ([`Health`]).
 //!
-//! JSON crosses the boundary as text: entity properties, facts and params are serialised once
-//! per call; facts and details coming back are parsed and must be what the contract says.
+//! JSON crosses the boundary as text: an entity's properties and facts are serialised once
+//! into a [`CheckInput`] (the evaluator makes one per entity per pass and reuses it for every
+//! plugin rule), a rule's params once per batch; facts and details coming back are parsed and
+//! must be what the contract says.
 //! This module must never let a guest's failure escape as a panic or stop other plugins.
 
 use std::collections::HashMap;
@@ -27,8 +29,43 @@ use crate::plugin::host::{HostInner, IDLE_PER_PLUGIN, IdleSlot};
 use crate::plugin::manifest::{Manifest, PluginKind};
 use crate::plugin::sandbox::{HostState, SandboxSpec};
 
-/// One check call of a batch: the entity, its facts (object keyed by source), the params.
-pub type CheckCall<'a> = (&'a Entity, &'a serde_json::Value, &'a serde_json::Value);
+/// One check call of a batch: the entity with its facts, already encoded, and the rule's
+/// params as JSON text.
+pub type CheckCall<'a> = (&'a CheckInput, &'a String);
+
+/// What a check call says about one entity, encoded for the wire once: the entity (its
+/// properties as JSON text) and its facts (a JSON object keyed by source). Encoding is most of
+/// a warm call's host-side cost, so the evaluator builds this once per entity and pass.
+#[derive(Clone, Debug)]
+pub struct CheckInput {
+    wire: bindings::Entity,
+    facts: String,
+}
+
+impl CheckInput {
+    /// Encode `entity` and its `facts` (an object keyed by source).
+    pub fn new(entity: &Entity, facts: &serde_json::Value) -> Result<CheckInput, PluginError> {
+        Self::with_facts_json(entity, encode(facts, "facts")?)
+    }
+
+    /// `entity` with facts already encoded as JSON text (an object keyed by source).
+    pub fn with_facts_json(entity: &Entity, facts: String) -> Result<CheckInput, PluginError> {
+        Ok(CheckInput {
+            wire: to_wire(entity)?,
+            facts,
+        })
+    }
+
+    /// The entity's identifier.
+    pub fn identifier(&self) -> &str {
+        &self.wire.identifier
+    }
+}
+
+/// Params encoded for the wire (the evaluator encodes a rule's params once per pass).
+pub fn encode_params(params: &serde_json::Value) -> Result<String, PluginError> {
+    encode(params, "params")
+}
 
 /// Longest text kept from a guest's `plugin-error`.
 const MAX_GUEST_ERROR_BYTES: usize = 4096;
@@ -291,10 +328,12 @@ impl Plugin {
     ) -> Result<CheckOutcome, PluginError> {
         self.expect_kind(PluginKind::Check, "evaluate")?;
         self.health.admit(self.name())?;
+        let input = CheckInput::new(entity, facts)?;
+        let params = encode_params(params)?;
         let result = async {
             let _permit = self.permit().await?;
             let mut session = self.checkout().await?;
-            let result = self.evaluate_on(&mut session, entity, facts, params).await;
+            let result = self.evaluate_on(&mut session, &input, &params).await;
             if keeps_store_alive(&result) {
                 self.checkin(session);
             }
@@ -328,7 +367,7 @@ impl Plugin {
             }
         };
         let mut session = self.take_idle();
-        for (entity, facts, params) in calls {
+        for (input, params) in calls {
             if let Err(refused) = self.health.admit(self.name()) {
                 results.push(Err(refused));
                 continue;
@@ -344,7 +383,7 @@ impl Plugin {
                     }
                 },
             };
-            let result = self.evaluate_on(live, entity, facts, params).await;
+            let result = self.evaluate_on(live, input, params).await;
             if !keeps_store_alive(&result) {
                 session = None;
             }
@@ -360,20 +399,16 @@ impl Plugin {
     async fn evaluate_on(
         &self,
         session: &mut Session,
-        entity: &Entity,
-        facts: &serde_json::Value,
-        params: &serde_json::Value,
+        input: &CheckInput,
+        params: &String,
     ) -> Result<CheckOutcome, PluginError> {
-        let wire = to_wire(entity)?;
-        let facts = encode(facts, "facts")?;
-        let params = encode(params, "params")?;
         let Bound::Check(bound) = &session.bound else {
             return Err(self.wrong_call("evaluate"));
         };
         self.arm(&mut session.store);
         let called = tokio::time::timeout(
             self.hard_timeout(),
-            bound.call_evaluate(&mut session.store, &wire, &facts, &params),
+            bound.call_evaluate(&mut session.store, &input.wire, &input.facts, params),
         )
         .await;
         let answer = self.settle(&mut session.store, called)?;

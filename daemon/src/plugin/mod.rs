@@ -39,7 +39,7 @@ mod sandbox;
 pub use error::PluginError;
 pub use health::PluginState;
 pub use host::{HostConfig, PluginHost};
-pub use instance::{CheckCall, Plugin};
+pub use instance::{CheckCall, CheckInput, Plugin, encode_params};
 pub use manifest::{
     Capabilities, DirGrant, HttpGrant, Manifest, ManifestError, ManifestFault, PluginKind,
     SecretGrant, SecretValue, load_manifests,

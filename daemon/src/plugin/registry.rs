@@ -277,9 +277,9 @@ mod tests {
                 plugin: "nope".into()
             }
         );
-        let batch = registry
-            .evaluate_batch("nope", &[(&entity, &null, &null)])
-            .await;
+        let input = crate::plugin::CheckInput::new(&entity, &null).unwrap();
+        let params = "null".to_string();
+        let batch = registry.evaluate_batch("nope", &[(&input, &params)]).await;
         assert_eq!(batch.len(), 1);
         assert!(registry.collect("nope", &[entity]).await.is_err());
     }
