@@ -79,7 +79,7 @@ impl DaemonSetup {
     pub fn config_text(&self) -> String {
         let path = |p: &Path| toml_string(&p.display().to_string());
         let mut text = format!(
-            "listen = \"127.0.0.1:0\"\ndata = {}\ncatalog_dir = {}\nstandards_dir = {}\nplugins_dir = {}\ncache_dir = {}\nanonymous_read = true\nlog_level = \"warn\"\n\n[watch]\nenabled = true\ndebounce_ms = {}\n\n",
+            "listen = \"127.0.0.1:0\"\ndata = {}\ncatalog_dir = {}\nstandards_dir = {}\nplugins_dir = {}\ncache_dir = {}\nanonymous_read = true\nlog_level = \"warn,readyd::watch=info\"\n\n[watch]\nenabled = true\ndebounce_ms = {}\n\n",
             path(&self.data),
             path(&self.catalog),
             path(&self.standards),

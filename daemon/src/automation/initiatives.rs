@@ -15,6 +15,7 @@
 //!   progress" cannot be computed; this rule is deliberately simple and predictable.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use chrono::{Duration, NaiveTime};
 use serde::Serialize;
@@ -161,7 +162,7 @@ pub fn progress<'e>(
     standards: &Standards,
     entities: impl IntoIterator<Item = &'e Entity>,
     in_scope: &dyn Fn(&Entity) -> bool,
-    results: &HashMap<String, Vec<ScorecardResult>>,
+    results: &HashMap<String, Arc<Vec<ScorecardResult>>>,
     exemptions: &[Exemption],
     tasks: &[Task],
     now: Timestamp,
@@ -180,7 +181,7 @@ pub fn progress<'e>(
     let mut non_compliant = Vec::new();
     let mut total = 0;
     let mut meeting = 0;
-    let no_results = Vec::new();
+    let no_results = Arc::new(Vec::new());
     for entity in entities.into_iter().filter(|e| in_scope(e)) {
         let entity_results = results.get(&entity.identifier).unwrap_or(&no_results);
         let failing: Vec<FailingRule> = initiative

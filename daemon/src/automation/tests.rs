@@ -2,6 +2,7 @@
 //! standards read from real files and a manual clock. Nothing here sleeps or touches a network.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{Duration, TimeZone, Utc};
 
@@ -825,11 +826,14 @@ fn initiative_progress_and_its_deadline_reminder() {
     unowned.team = None;
     let entities = [entity("a", Some(1)), entity("b", Some(1)), unowned];
     let mut results = std::collections::HashMap::new();
-    results.insert("a".to_owned(), h.results("a", &[], now));
-    results.insert("b".to_owned(), h.results("b", &[("has-oncall", Fail)], now));
+    results.insert("a".to_owned(), Arc::new(h.results("a", &[], now)));
+    results.insert(
+        "b".to_owned(),
+        Arc::new(h.results("b", &[("has-oncall", Fail)], now)),
+    );
     let mut c = h.results("c", &[], now);
     c[1] = result(&h.standards, "c", "security", &[("sast", Fail)], now, now);
-    results.insert("c".to_owned(), c);
+    results.insert("c".to_owned(), Arc::new(c));
     let tasks = h
         .plan(&entities[1], &[], &results["b"], &[], None, now)
         .tasks;

@@ -152,10 +152,10 @@ pub fn initiative_progress(
         .iter()
         .map(|initiative| {
             let in_scope = |e: &crate::model::Entity| {
-                let facts = state
+                let facts: &crate::model::EntityFacts = state
                     .facts
                     .get(&e.identifier)
-                    .unwrap_or(&super::state::NO_FACTS);
+                    .map_or(&super::state::NO_FACTS, |f| f);
                 crate::eval::initiative_applies(initiative, e, facts, now)
             };
             automation::progress(

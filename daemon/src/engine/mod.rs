@@ -233,15 +233,11 @@ impl Engine {
         for id in &ids {
             let facts = store.facts(id)?;
             if !facts.is_empty() {
-                state.facts.insert(id.clone(), facts);
+                state.facts.insert(id.clone(), Arc::new(facts));
             }
         }
         for result in store.all_results()? {
-            state
-                .results
-                .entry(result.entity.clone())
-                .or_default()
-                .push(result);
+            Arc::make_mut(state.results.entry(result.entity.clone()).or_default()).push(result);
         }
         for exemption in store.exemptions(None)? {
             state.put_exemption(exemption);
@@ -391,7 +387,7 @@ impl Engine {
             let levels = state
                 .results
                 .values()
-                .flatten()
+                .flat_map(|r| r.iter())
                 .filter(|r| r.scorecard == scorecard.identifier)
                 .map(|r| (r.entity.clone(), r.level_index))
                 .collect();
@@ -495,7 +491,7 @@ impl Engine {
                     .unwrap_or_else(chrono::Utc::now);
                 state.degraded_since.entry(id.clone()).or_insert(at);
             }
-            state.results.insert(id, evaluated.results);
+            state.results.insert(id, Arc::new(evaluated.results));
         }
     }
 

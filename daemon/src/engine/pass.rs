@@ -22,9 +22,9 @@ use super::state::State;
 #[derive(Clone)]
 pub struct Inputs {
     pub entity: Arc<Entity>,
-    pub facts: EntityFacts,
+    pub facts: Arc<EntityFacts>,
     pub exemptions: Vec<Exemption>,
-    pub previous: Vec<ScorecardResult>,
+    pub previous: Arc<Vec<ScorecardResult>>,
 }
 
 impl Inputs {
@@ -53,7 +53,7 @@ pub struct Evaluated {
     pub entity: Arc<Entity>,
     /// Every applicable scorecard's result (fresh `evaluated_at`).
     pub results: Vec<ScorecardResult>,
-    pub previous: Vec<ScorecardResult>,
+    pub previous: Arc<Vec<ScorecardResult>>,
     /// Results whose outcome differs from the previous one (these are written).
     pub changed: Vec<ScorecardResult>,
     pub level_changes: Vec<LevelChange>,

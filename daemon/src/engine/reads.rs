@@ -42,7 +42,11 @@ impl Engine {
         if !state.entities.contains_key(id) {
             return Err(not_found(id));
         }
-        Ok(state.facts.get(id).cloned().unwrap_or_default())
+        Ok(state
+            .facts
+            .get(id)
+            .map(|f| f.as_ref().clone())
+            .unwrap_or_default())
     }
 
     /// `GET /v1/entities/{id}/scores`.
@@ -51,7 +55,11 @@ impl Engine {
         if !state.entities.contains_key(id) {
             return Err(not_found(id));
         }
-        Ok(state.results.get(id).cloned().unwrap_or_default())
+        Ok(state
+            .results
+            .get(id)
+            .map(|r| r.as_ref().clone())
+            .unwrap_or_default())
     }
 
     /// `GET /v1/scorecards`.
@@ -112,7 +120,7 @@ impl Engine {
             if filter.tier.is_some_and(|t| entity.tier != Some(t)) {
                 continue;
             }
-            for result in state.results.get(id).into_iter().flatten() {
+            for result in state.results.get(id).into_iter().flat_map(|r| r.iter()) {
                 if filter
                     .scorecard
                     .as_ref()
@@ -144,7 +152,7 @@ impl Engine {
     pub fn gate(&self, id: &str) -> Result<GateAnswer> {
         let state = self.read();
         let entity = state.effective.get(id).ok_or_else(|| not_found(id))?;
-        let results = state.results.get(id).map(Vec::as_slice).unwrap_or(&[]);
+        let results = state.results.get(id).map_or(&[][..], |r| r.as_slice());
         let mut reasons = Vec::new();
         if let Some(lock) = state.locks.get(id) {
             reasons.push(format!(
@@ -342,7 +350,7 @@ fn scorecard_view(state: &State, id: &str) -> Option<ScorecardView> {
     let mut passing = vec![0usize; card.rules.len()];
     let mut applicable = vec![0usize; card.rules.len()];
     let mut entities = 0;
-    for result in state.results.values().flatten() {
+    for result in state.results.values().flat_map(|r| r.iter()) {
         if result.scorecard != card.identifier {
             continue;
         }

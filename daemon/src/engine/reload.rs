@@ -236,7 +236,8 @@ impl Engine {
             .effective
             .iter()
             .filter(|(id, e)| {
-                let facts = state.facts.get(*id).unwrap_or(&super::state::NO_FACTS);
+                let facts: &crate::model::EntityFacts =
+                    state.facts.get(*id).map_or(&super::state::NO_FACTS, |f| f);
                 cards.iter().any(|c| crate::eval::applies(c, e, facts, now))
             })
             .map(|(id, _)| id.clone())
@@ -247,6 +248,7 @@ impl Engine {
     /// Parse and validate the standards directory; swap it in and re-evaluate what it affects.
     pub async fn reload_standards(&self, why: &str) -> ReloadReport {
         let mut report = ReloadReport::default();
+        let started = std::time::Instant::now();
         let dir = self.inner.config.standards_dir.clone();
         let lookup = self.plugin_lookup();
         let loaded = tokio::task::spawn_blocking(move || standards::load_dir(&dir, &lookup))
@@ -281,6 +283,7 @@ impl Engine {
         }
         let diff = Standards::diff(&old, &new);
         let now = self.now();
+        let loaded_at = started.elapsed();
         let affected: Vec<String> = {
             let state = self.read();
             if !self.is_ready() || diff.tiers_changed {
@@ -291,7 +294,8 @@ impl Engine {
                     .effective
                     .iter()
                     .filter(|(id, e)| {
-                        let facts = state.facts.get(*id).unwrap_or(&super::state::NO_FACTS);
+                        let facts: &crate::model::EntityFacts =
+                            state.facts.get(*id).map_or(&super::state::NO_FACTS, |f| f);
                         cards.iter().any(|c| {
                             old.scorecard(c)
                                 .is_some_and(|s| crate::eval::applies(s, e, facts, now))
@@ -316,7 +320,9 @@ impl Engine {
         // tiers changed (every requirement moves) or nothing was evaluated yet.
         let only = (self.is_ready() && !diff.tiers_changed)
             .then(|| Arc::new(diff.affected_scorecards().into_iter().collect()));
+        let gathered_at = started.elapsed();
         let outcome = self.evaluate_inputs(&new, inputs, now, only).await;
+        let evaluated_at = started.elapsed();
         let plan = {
             // Plan tasks and alerts under the new standards.
             let mut state = self.write();
@@ -335,11 +341,13 @@ impl Engine {
         }
         plan.apply_to(&mut batch);
         batch.put_meta("standards_revision", &new.revision);
+        let planned_at = started.elapsed();
         if let Err(err) = self.commit(batch, Durability::Immediate).await {
             report.errors.push(format!("standards: {err}"));
             metrics().reload("standards", false);
             return report;
         }
+        let committed_at = started.elapsed();
         let changed_level = outcome
             .iter()
             .filter(|e| !e.level_changes.is_empty())
@@ -363,9 +371,19 @@ impl Engine {
         for line in diff.describe() {
             report.changes.push(format!("{line} ({why})"));
         }
+        let ms = |d: std::time::Duration| d.as_millis();
         report.changes.push(format!(
-            "standards revision {}: {n} entities re-evaluated, {changed_level} changed level",
-            short(&new.revision)
+            "standards revision {}: {n} entities re-evaluated, {changed_level} changed level \
+             (in force after {} ms: load {} ms, select and gather {} ms, evaluate {} ms, plan \
+             {} ms, commit {} ms, apply {} ms)",
+            short(&new.revision),
+            ms(started.elapsed()),
+            ms(loaded_at),
+            ms(gathered_at - loaded_at),
+            ms(evaluated_at - gathered_at),
+            ms(planned_at - evaluated_at),
+            ms(committed_at - planned_at),
+            ms(started.elapsed() - committed_at),
         ));
         report.reevaluated += n;
         report.level_changed += changed_level;
@@ -470,7 +488,7 @@ impl Engine {
                         entity: entity.clone(),
                         facts: Default::default(),
                         exemptions: state.exemptions_of(id),
-                        previous: Vec::new(),
+                        previous: Default::default(),
                     });
                 inputs.entity = entity;
                 Some(inputs)

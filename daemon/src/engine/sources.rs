@@ -156,7 +156,7 @@ impl Engine {
                     if let Some(record) = state
                         .facts
                         .get_mut(&e.identifier)
-                        .and_then(|f| f.get_mut(&source))
+                        .and_then(|f| Arc::make_mut(f).get_mut(&source))
                     {
                         record.stale_reason = Some(reason.clone());
                     }
@@ -202,7 +202,7 @@ impl Engine {
             self.evaluate_ids_with(&changed_ids, move |state, id| {
                 let mut inputs = super::pass::Inputs::gather(state, id)?;
                 if let Some(r) = fresh_map.get(id) {
-                    inputs.facts.insert(r.source.clone(), r.clone());
+                    Arc::make_mut(&mut inputs.facts).insert(r.source.clone(), r.clone());
                 }
                 Some(inputs)
             })
@@ -218,10 +218,7 @@ impl Engine {
         {
             let mut state = self.write();
             for (id, record) in fresh {
-                state
-                    .facts
-                    .entry(id)
-                    .or_default()
+                Arc::make_mut(state.facts.entry(id).or_default())
                     .insert(record.source.clone(), record);
             }
             super::actions::apply_to_state(&plan, &mut state);

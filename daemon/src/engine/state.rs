@@ -35,9 +35,12 @@ pub struct State {
     /// Effective entities (tier override applied): what evaluation and the API see.
     pub effective: BTreeMap<String, Arc<Entity>>,
     pub standards: Arc<Standards>,
-    pub facts: HashMap<String, EntityFacts>,
-    /// entity → its results, one per applicable scorecard, in scorecard order.
-    pub results: HashMap<String, Vec<ScorecardResult>>,
+    /// entity → its facts (shared with the evaluation passes that read them: a pass takes a
+    /// reference, not a copy).
+    pub facts: HashMap<String, Arc<EntityFacts>>,
+    /// entity → its results, one per applicable scorecard, in scorecard order (shared the
+    /// same way).
+    pub results: HashMap<String, Arc<Vec<ScorecardResult>>>,
     pub exemptions: BTreeMap<String, Exemption>,
     /// entity → ids of its exemptions.
     pub exemptions_by_entity: HashMap<String, Vec<String>>,

@@ -142,7 +142,7 @@ impl Engine {
                     entity: effective.clone(),
                     facts: Default::default(),
                     exemptions: Vec::new(),
-                    previous: Vec::new(),
+                    previous: Default::default(),
                 });
                 inputs.entity = effective.clone();
                 Some(inputs)
