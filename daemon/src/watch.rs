@@ -189,9 +189,11 @@ async fn wait_until_settled(files: &[PathBuf]) {
             })
             .collect()
     }
+    // The debouncer already saw the directory quiet for its whole interval; this catches a
+    // writer that pauses longer than that in the middle of a file.
     let mut last = fingerprint(files);
-    for _ in 0..20 {
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(25)).await;
         let now = fingerprint(files);
         if now == last {
             return;

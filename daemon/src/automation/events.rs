@@ -214,16 +214,40 @@ impl EntitySummary {
 
     /// `payments-api (Tier 1, team payments)`: how every message names the entity.
     pub fn describe(&self) -> String {
-        let tier = match self.tier {
-            Some(t) => format!("Tier {t}"),
-            None => "untiered".to_owned(),
-        };
-        let team = match &self.team {
-            Some(t) => format!("team {t}"),
-            None => "no owning team".to_owned(),
-        };
-        format!("{} ({tier}, {team})", self.identifier)
+        describe_entity(&self.identifier, self.tier, self.team.as_deref()).to_string()
     }
+}
+
+/// How every message names an entity (`payments-api (Tier 1, team payments)`), written only
+/// when a message is formatted: planning runs for every evaluated entity and most make none.
+pub struct Who<'a>(pub &'a Entity);
+
+impl std::fmt::Display for Who<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        describe_entity(&self.0.identifier, self.0.tier, self.0.team.as_deref()).fmt(f)
+    }
+}
+
+fn describe_entity<'a>(
+    identifier: &'a str,
+    tier: Option<Tier>,
+    team: Option<&'a str>,
+) -> impl std::fmt::Display + 'a {
+    struct Described<'a>(&'a str, Option<Tier>, Option<&'a str>);
+    impl std::fmt::Display for Described<'_> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "{} (", self.0)?;
+            match self.1 {
+                Some(t) => write!(f, "Tier {t}")?,
+                None => f.write_str("untiered")?,
+            }
+            match self.2 {
+                Some(t) => write!(f, ", team {t})"),
+                None => f.write_str(", no owning team)"),
+            }
+        }
+    }
+    Described(identifier, tier, team)
 }
 
 /// A rule that keeps an entity from a level it needs.

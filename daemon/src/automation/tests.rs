@@ -246,7 +246,7 @@ impl Harness {
                 entity: e,
                 previous,
                 current,
-                open_tasks: open,
+                open_tasks: &open.iter().collect::<Vec<_>>(),
                 degraded,
                 now,
             },

@@ -133,6 +133,7 @@ pub fn plan_nudge(ctx: &Context<'_>, state: &State, id: &str, now: Timestamp) ->
     let results = state.results.get(id).cloned().unwrap_or_default();
     let misses = crate::eval::tier_misses(entity, &results, ctx.standards);
     let open = state.open_tasks_of(id);
+    let open: Vec<_> = open.into_iter().cloned().collect();
     automation::plan_nudge(entity, &misses, &open, &ctx.plan_context(), now)
 }
 

@@ -473,8 +473,15 @@ impl Engine {
     }
 
     /// Put results into the live state after their commit.
+    ///
+    /// The caller holds the state's write lock, which every API read waits for; the results
+    /// this replaces (and what the pass kept of them) are freed on another thread when there
+    /// are many, since freeing half a million rule results takes tens of milliseconds.
     fn apply_outcome(state: &mut State, outcome: Vec<Evaluated>) {
-        for evaluated in outcome {
+        let many = outcome.len() > 512;
+        let mut retired: Vec<(Evaluated, Option<Arc<Vec<crate::model::ScorecardResult>>>)> =
+            Vec::with_capacity(if many { outcome.len() } else { 0 });
+        for mut evaluated in outcome {
             let id = evaluated.entity.identifier.clone();
             if !state.entities.contains_key(&id) {
                 continue;
@@ -491,7 +498,14 @@ impl Engine {
                     .unwrap_or_else(chrono::Utc::now);
                 state.degraded_since.entry(id.clone()).or_insert(at);
             }
-            state.results.insert(id, Arc::new(evaluated.results));
+            let results = std::mem::take(&mut evaluated.results);
+            let old = state.results.insert(id, Arc::new(results));
+            if many {
+                retired.push((evaluated, old));
+            }
+        }
+        if !retired.is_empty() {
+            std::thread::spawn(move || drop(retired));
         }
     }
 

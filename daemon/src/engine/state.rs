@@ -108,14 +108,13 @@ impl State {
     }
 
     /// Open (or overdue) tasks of `entity`.
-    pub fn open_tasks_of(&self, entity: &str) -> Vec<Task> {
+    pub fn open_tasks_of(&self, entity: &str) -> Vec<&Task> {
         let Some(ids) = self.tasks_by_entity.get(entity) else {
             return Vec::new();
         };
         ids.iter()
             .filter_map(|id| self.tasks.get(id))
             .filter(|t| t.status != TaskStatus::Done)
-            .cloned()
             .collect()
     }
 

@@ -212,7 +212,9 @@ impl Engine {
     ) -> Vec<crate::model::Task> {
         let now = self.now();
         let mut closed = Vec::new();
-        for mut task in self.read().open_tasks_of(id) {
+        let open: Vec<crate::model::Task> =
+            self.read().open_tasks_of(id).into_iter().cloned().collect();
+        for mut task in open {
             task.status = crate::model::TaskStatus::Done;
             task.closed_at = Some(now);
             batch.put_task(&task);

@@ -2,6 +2,7 @@
 //! one evaluation.
 
 use super::*;
+use crate::automation::events::Who;
 
 /// One entity's evaluation, as [`plan_evaluation`] needs it.
 #[derive(Clone, Copy, Debug)]
@@ -13,7 +14,7 @@ pub struct EvaluationChange<'a> {
     /// Its complete results now: every scorecard that applies to it.
     pub current: &'a [ScorecardResult],
     /// Its tasks that are not done (open or overdue).
-    pub open_tasks: &'a [Task],
+    pub open_tasks: &'a [&'a Task],
     /// Its stored tier alert (`store.alert_state(&degraded_key(id))`): set while degraded.
     pub degraded: Option<&'a DegradedAlert>,
     /// The evaluation's time.
@@ -26,7 +27,7 @@ pub fn plan_evaluation(input: &EvaluationChange<'_>, ctx: &PlanContext<'_>) -> P
     let now = input.now;
     let standards = ctx.standards;
     let spec = standards.tiers.for_tier(entity.tier);
-    let who = EntitySummary::of(entity).describe();
+    let who = Who(entity);
     let mut plan = Plan::default();
 
     // Rule and level transitions against the previous results.
@@ -212,7 +213,7 @@ fn plan_tasks(
     let entity = input.entity;
     let now = input.now;
     let standards = ctx.standards;
-    let who = EntitySummary::of(entity).describe();
+    let who = Who(entity);
 
     // (scorecard, rule) → (rule result, deadline in days) for every required rule that fails.
     let mut needed: BTreeMap<(String, String), (&RuleResult, u32, String)> = BTreeMap::new();
@@ -257,7 +258,7 @@ fn plan_tasks(
                     || task.team != entity.team
                     || &task.title != title
                 {
-                    let mut updated = task.clone();
+                    let mut updated = (*task).clone();
                     updated.message = result.message.clone();
                     updated.team = entity.team.clone();
                     updated.title = title.clone();
@@ -265,7 +266,7 @@ fn plan_tasks(
                 }
             }
             None => {
-                let mut done = task.clone();
+                let mut done = (*task).clone();
                 done.status = TaskStatus::Done;
                 done.closed_at = Some(now);
                 done.team = entity.team.clone();
