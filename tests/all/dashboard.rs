@@ -668,6 +668,128 @@ async fn assert_accessible_layout(client: &Client, page: &str) {
     );
 }
 
+/// Press a key on whatever has the focus (WebDriver actions, as a person's keyboard does).
+async fn press(client: &Client, key: char) {
+    use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+    let keys = KeyActions::new("keyboard".to_owned())
+        .then(KeyAction::Down { value: key })
+        .then(KeyAction::Up { value: key });
+    client.perform_actions(keys).await.unwrap();
+}
+
+/// From the top of a page, Tab reaches the skip link first, then every link of the main
+/// navigation in order, each with a visible focus indicator; Enter on one opens its page with
+/// the focus moved into the page; the skip link moves the focus to the content.
+async fn keyboard_reaches_the_navigation(client: &Client) {
+    use fantoccini::key::Key;
+    let tab = char::from(Key::Tab);
+    let enter = char::from(Key::Enter);
+    let expected: Vec<String> = script(
+        client,
+        "return [...document.querySelectorAll('nav.mainnav a')].map(a => a.dataset.nav)",
+    )
+    .await
+    .as_array()
+    .expect("the navigation's links")
+    .iter()
+    .map(|v| v.as_str().unwrap().to_owned())
+    .collect();
+    assert!(expected.len() >= 6, "the main navigation has its links");
+    script(
+        client,
+        "document.activeElement && document.activeElement.blur(); \
+         document.body.focus(); window.scrollTo(0, 0); return true",
+    )
+    .await;
+    let focused = "const e = document.activeElement; const s = getComputedStyle(e); \
+         return {id: e.id, nav: e.dataset ? (e.dataset.nav || null) : null, \
+         ring: (s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) > 0) || s.boxShadow !== 'none'}";
+    press(client, tab).await;
+    let first = script(client, focused).await;
+    assert_eq!(
+        first["id"], "skip-link",
+        "the first Tab lands on the skip link: {first}"
+    );
+    assert_eq!(
+        first["ring"], true,
+        "the skip link shows its focus: {first}"
+    );
+    let mut reached = Vec::new();
+    for _ in 0..expected.len() + 4 {
+        press(client, tab).await;
+        let now = script(client, focused).await;
+        if let Some(nav) = now["nav"].as_str() {
+            assert_eq!(now["ring"], true, "the focused link {nav} shows its focus");
+            reached.push(nav.to_owned());
+            if reached.len() == expected.len() {
+                break;
+            }
+        }
+    }
+    assert_eq!(reached, expected, "Tab walks the main navigation in order");
+    // Shift+Tab back to Approvals, Enter opens it.
+    let back = expected.len() - 1 - expected.iter().position(|n| n == "approvals").unwrap();
+    for _ in 0..back {
+        use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+        let shift = char::from(Key::Shift);
+        let keys = KeyActions::new("keyboard".to_owned())
+            .then(KeyAction::Down { value: shift })
+            .then(KeyAction::Down { value: tab })
+            .then(KeyAction::Up { value: tab })
+            .then(KeyAction::Up { value: shift });
+        client.perform_actions(keys).await.unwrap();
+    }
+    assert_eq!(script(client, focused).await["nav"], "approvals");
+    press(client, enter).await;
+    eventually(
+        "Enter on the Approvals link opens the approvals page",
+        async || {
+            let hash = script(client, "return location.hash").await;
+            if hash == "#/approvals" {
+                Ok(())
+            } else {
+                Err(format!("the page is {hash}"))
+            }
+        },
+    )
+    .await;
+    // The skip link takes the focus to the page's content.
+    script(
+        client,
+        "document.getElementById('skip-link').focus(); return true",
+    )
+    .await;
+    press(client, enter).await;
+    eventually(
+        "the skip link moves the focus into the content",
+        async || {
+            let inside = script(
+                client,
+                "const m = document.querySelector('main'); \
+             return !!m && (m === document.activeElement || m.contains(document.activeElement))",
+            )
+            .await;
+            if inside == true {
+                Ok(())
+            } else {
+                Err("the focus is outside <main>".to_owned())
+            }
+        },
+    )
+    .await;
+    client
+        .goto(
+            &client
+                .current_url()
+                .await
+                .unwrap()
+                .as_str()
+                .replace("#/approvals", "#/"),
+        )
+        .await
+        .unwrap();
+}
+
 // ---- the scenario ----------------------------------------------------------------------------------------
 
 fn counts_as_passed(status: &str) -> bool {
@@ -828,6 +950,7 @@ async fn scenario(client: Client, addr: SocketAddr, out: PathBuf) {
     })
     .await;
     assert_accessible_layout(&client, "overview").await;
+    keyboard_reaches_the_navigation(&client).await;
     screenshot(&client, &out, "overview", 1280).await;
 
     // 2. Tier 1 view, then the service.
