@@ -5,6 +5,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+/// The daemon's allocator (see daemon/src/main.rs), so in-process figures and the child daemon
+/// measure what `readyd` runs with.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use readyd_bench::harness::{self, Options};
 
 #[derive(Parser)]
