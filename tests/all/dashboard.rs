@@ -491,6 +491,48 @@ impl WebDriverCompatibleCommand for BrowserLog {
     }
 }
 
+/// chromedriver's Chrome DevTools passthrough: emulate the system's colour scheme.
+#[derive(Debug)]
+struct ColorScheme(&'static str);
+
+impl WebDriverCompatibleCommand for ColorScheme {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _request_url: &url::Url) -> (http::Method, Option<String>) {
+        let body = json!({
+            "cmd": "Emulation.setEmulatedMedia",
+            "params": {"features": [{"name": "prefers-color-scheme", "value": self.0}]},
+        });
+        (http::Method::POST, Some(body.to_string()))
+    }
+}
+
+/// The page background's relative luminance (0 black … 1 white), as the browser computed it.
+async fn background_luminance(client: &Client) -> f64 {
+    let rgb = script(
+        client,
+        "const m = getComputedStyle(document.body).backgroundColor.match(/\\d+(\\.\\d+)?/g); \
+         return m ? m.slice(0, 3).map(Number) : null",
+    )
+    .await;
+    let channels: Vec<f64> = rgb
+        .as_array()
+        .unwrap_or_else(|| panic!("the body has a background colour: {rgb}"))
+        .iter()
+        .map(|v| v.as_f64().unwrap() / 255.0)
+        .collect();
+    0.2126 * channels[0] + 0.7152 * channels[1] + 0.0722 * channels[2]
+}
+
 // ---- page helpers ---------------------------------------------------------------------------------------
 
 fn by_testid(id: &str) -> String {
@@ -1176,6 +1218,27 @@ async fn scenario(client: Client, addr: SocketAddr, out: PathBuf) {
     wait_css(&client, &level_css).await;
     assert_accessible_layout(&client, "service at phone width").await;
     screenshot(&client, &out, "service-phone", 390).await;
+
+    // 8b. The theme follows the system: a dark scheme darkens the page, a light one lightens it.
+    client.issue_cmd(ColorScheme("light")).await.unwrap();
+    let light = background_luminance(&client).await;
+    client.issue_cmd(ColorScheme("dark")).await.unwrap();
+    let dark = eventually("the page turns dark with the system", async || {
+        let l = background_luminance(&client).await;
+        if l < 0.25 {
+            Ok(l)
+        } else {
+            Err(format!("background luminance {l:.2}"))
+        }
+    })
+    .await;
+    assert!(
+        light > 0.75,
+        "the light theme has a light background ({light:.2})"
+    );
+    screenshot(&client, &out, "service-dark", 1280).await;
+    client.issue_cmd(ColorScheme("light")).await.unwrap();
+    eprintln!("dashboard: background luminance light {light:.2}, dark {dark:.2}");
 
     // 9. Clean run: no script or console error, every request to the daemon and successful.
     assert_no_console_errors(&client).await;

@@ -252,21 +252,35 @@ async fn run_checks(
             .entry((call.scorecard.clone(), call.rule.clone()))
             .or_insert_with(|| readyd::plugin::encode_params(&call.params).expect("params encode"));
     }
-    let jobs = calls.chunks(512).map(|chunk| {
-        let batch: Vec<_> = chunk
-            .iter()
-            .map(|c| {
-                (
-                    encoded[c.entity].as_ref().expect("encoded above"),
-                    &params[&(c.scorecard.clone(), c.rule.clone())],
-                )
-            })
-            .collect();
-        let plugin = &plugin;
-        async move { (chunk, plugin.evaluate_batch(&batch).await) }
-    });
+    // As the engine does: each batch of 512 a task of its own, on the runtime's worker threads.
+    let encoded = Arc::new(encoded);
+    let params = Arc::new(params);
+    let jobs: Vec<_> = calls
+        .chunks(512)
+        .map(|chunk| {
+            let wanted: Vec<(usize, (String, String))> = chunk
+                .iter()
+                .map(|c| (c.entity, (c.scorecard.clone(), c.rule.clone())))
+                .collect();
+            let (plugin, encoded, params) = (plugin.clone(), encoded.clone(), params.clone());
+            let job = tokio::spawn(async move {
+                let batch: Vec<_> = wanted
+                    .iter()
+                    .map(|(entity, key)| {
+                        (
+                            encoded[*entity].as_ref().expect("encoded above"),
+                            &params[key],
+                        )
+                    })
+                    .collect();
+                plugin.evaluate_batch(&batch).await
+            });
+            (chunk, job)
+        })
+        .collect();
     let mut out = vec![Checks::new(); org.entities.len()];
-    for (chunk, answers) in futures::future::join_all(jobs).await {
+    for (chunk, job) in jobs {
+        let answers = job.await.expect("a plugin batch task");
         for (call, answer) in chunk.iter().zip(answers) {
             let outcome = answer.unwrap_or_else(|e| CheckOutcome {
                 status: RuleStatus::Error,

@@ -311,31 +311,40 @@ async fn run_checks(
             );
         }
     }
+    let encoded = Arc::new(encoded);
     let calls: Vec<(String, Vec<Call>)> = calls.into_iter().collect();
+    // Batches run as tasks of their own, so they spread over the runtime's worker threads
+    // (each batch holds one warm instance; the host bounds how many run at once).
     let mut jobs = Vec::new();
     for (plugin_name, plugin_calls) in &calls {
         let plugin = plugins.get(plugin_name);
         for chunk in plugin_calls.chunks(512) {
             let plugin = plugin.clone();
             let plugin_name = plugin_name.clone();
-            // Calls whose entity could not be encoded answer `error` without reaching the plugin.
-            let mut unencodable: Vec<(usize, String)> = Vec::new();
-            let mut batch: Vec<CheckCall<'_>> = Vec::with_capacity(chunk.len());
-            for (position, c) in chunk.iter().enumerate() {
-                match encoded[c.entity_index].as_ref() {
-                    Some(Ok(input)) => batch.push((input, &c.params)),
-                    Some(Err(reason)) => unencodable.push((position, reason.clone())),
-                    None => unencodable.push((position, "entity not encoded".into())),
-                }
-            }
-            jobs.push(async move {
+            let encoded = encoded.clone();
+            let wanted: Vec<(usize, Arc<String>)> = chunk
+                .iter()
+                .map(|c| (c.entity_index, c.params.clone()))
+                .collect();
+            let job = tokio::spawn(async move {
                 let started = std::time::Instant::now();
                 let answers: Vec<CheckOutcome> = match &plugin {
-                    None => chunk
+                    None => wanted
                         .iter()
                         .map(|_| error_outcome(format!("plugin {plugin_name} is not loaded")))
                         .collect(),
                     Some(plugin) => {
+                        // Calls whose entity could not be encoded answer `error` without
+                        // reaching the plugin.
+                        let mut unencodable: Vec<(usize, String)> = Vec::new();
+                        let mut batch: Vec<CheckCall<'_>> = Vec::with_capacity(wanted.len());
+                        for (position, (entity_index, params)) in wanted.iter().enumerate() {
+                            match encoded[*entity_index].as_ref() {
+                                Some(Ok(input)) => batch.push((input, params)),
+                                Some(Err(reason)) => unencodable.push((position, reason.clone())),
+                                None => unencodable.push((position, "entity not encoded".into())),
+                            }
+                        }
                         let mut answers: Vec<CheckOutcome> = plugin
                             .evaluate_batch(&batch)
                             .await
@@ -349,18 +358,25 @@ async fn run_checks(
                     }
                 };
                 let labels = PluginLabels {
-                    plugin: plugin_name.clone(),
+                    plugin: plugin_name,
                     outcome: "batch".into(),
                 };
                 metrics()
                     .plugin_call_seconds
                     .get_or_create(&labels)
                     .observe(started.elapsed().as_secs_f64());
-                (chunk, answers)
+                answers
             });
+            jobs.push((chunk, job));
         }
     }
-    for (chunk, answers) in futures::future::join_all(jobs).await {
+    for (chunk, job) in jobs {
+        let answers = job.await.unwrap_or_else(|e| {
+            chunk
+                .iter()
+                .map(|_| error_outcome(format!("the plugin call task failed: {e}")))
+                .collect()
+        });
         for (call, answer) in chunk.iter().zip(answers) {
             out[call.entity_index]
                 .0

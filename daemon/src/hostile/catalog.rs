@@ -182,21 +182,6 @@ fn layout() -> impl Strategy<Value = Layout> {
     ]
 }
 
-/// The line where `key` is set to `value`, at or after `from`, in YAML or JSON as the
-/// serialisers write them (quotes and list dashes ignored).
-fn key_value_line(text: &str, from: usize, key: &str, value: &str) -> Option<usize> {
-    let want = format!("{key}: {value}");
-    text.lines()
-        .enumerate()
-        .skip(from.saturating_sub(1))
-        .find(|(_, line)| {
-            let plain: String = line.chars().filter(|c| !matches!(c, '"' | '\'')).collect();
-            let plain = plain.trim_start_matches([' ', '-']).trim_end_matches(',');
-            plain == want
-        })
-        .map(|(i, _)| i + 1)
-}
-
 /// The first line at or after `from` that sets `key` (quotes and list dashes ignored).
 fn key_line(text: &str, from: usize, key: &str) -> Option<usize> {
     let want = format!("{key}:");

@@ -689,13 +689,8 @@ fn demo_manifests_survive_line_removal() {
         let text = std::fs::read_to_string(&path).expect("read");
         let lines: Vec<&str> = text.lines().collect();
         for skip in 0..lines.len() {
-            let cut: Vec<&str> = lines
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| *i != skip)
-                .map(|(_, l)| *l)
-                .collect();
-            if let Err(e) = Manifest::parse(&cut.join("\n"), &path, &|_| None) {
+            let cut = super::without_line(&lines, skip);
+            if let Err(e) = Manifest::parse(&cut, &path, &|_| None) {
                 assert_eq!(e.path, path, "{e}");
             }
         }

@@ -313,3 +313,28 @@ pub(crate) fn unknown_key(known: &'static [&'static str]) -> impl Strategy<Value
         !known.contains(&k.as_str())
     })
 }
+
+/// The line where `key` is set to `value`, at or after `from`, in YAML or JSON as the
+/// serialisers write them (quotes, list dashes and trailing commas ignored).
+pub(crate) fn key_value_line(text: &str, from: usize, key: &str, value: &str) -> Option<usize> {
+    let want = format!("{key}: {value}");
+    text.lines()
+        .enumerate()
+        .skip(from.saturating_sub(1))
+        .find(|(_, line)| {
+            let plain: String = line.chars().filter(|c| !matches!(c, '"' | '\'')).collect();
+            plain.trim_start_matches([' ', '-']).trim_end_matches(',') == want
+        })
+        .map(|(i, _)| i + 1)
+}
+
+/// `lines` joined back without line `skip` (0-based): every one-line deletion of a document.
+pub(crate) fn without_line(lines: &[&str], skip: usize) -> String {
+    lines
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != skip)
+        .map(|(_, l)| *l)
+        .collect::<Vec<_>>()
+        .join("\n")
+}

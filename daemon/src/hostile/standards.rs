@@ -316,19 +316,6 @@ fn form() -> impl Strategy<Value = Form> {
     prop_oneof![Just(Form::Yaml), Just(Form::Json)]
 }
 
-/// The line where `key` is set to `value` at or after `from`, quotes and dashes ignored.
-fn key_value_line(text: &str, from: usize, key: &str, value: &str) -> Option<usize> {
-    let want = format!("{key}: {value}");
-    text.lines()
-        .enumerate()
-        .skip(from.saturating_sub(1))
-        .find(|(_, line)| {
-            let plain: String = line.chars().filter(|c| !matches!(c, '"' | '\'')).collect();
-            plain.trim_start_matches([' ', '-']).trim_end_matches(',') == want
-        })
-        .map(|(i, _)| i + 1)
-}
-
 // ---------------------------------------------------------------- scorecard faults
 
 /// A fault put into a valid scorecard.
@@ -1509,13 +1496,8 @@ fn demo_standards_load_and_survive_line_removal() {
         let text = std::fs::read_to_string(&card.file).expect("read");
         let lines: Vec<&str> = text.lines().collect();
         for skip in 0..lines.len() {
-            let cut: Vec<&str> = lines
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| *i != skip)
-                .map(|(_, l)| *l)
-                .collect();
-            if let Err(errors) = parse_scorecard(&card.file, &cut.join("\n"), &AnyPlugins) {
+            let cut = super::without_line(&lines, skip);
+            if let Err(errors) = parse_scorecard(&card.file, &cut, &AnyPlugins) {
                 let name = card.file.display().to_string();
                 assert!(
                     errors.iter().all(|e| e.to_string().contains(&name)),
