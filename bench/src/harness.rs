@@ -16,7 +16,7 @@ use anyhow::{Context as _, anyhow};
 
 use crate::client::Http;
 use crate::daemon::{DaemonChild, DaemonSetup, Receiver};
-use crate::measure::{api, automation, engine, evaluation, plugins, reload};
+use crate::measure::{api, automation, engine, evaluation, plugins, reload, soak};
 use crate::org::{Org, OrgSpec};
 use crate::peers::{self, jre, rego};
 use crate::report::{Machine, PeerRow, Report, Row, Section};
@@ -51,6 +51,8 @@ struct Plan {
     engine: engine::EngineRuns,
     api: api::ApiRuns,
     swaps: usize,
+    /// Seconds of the mixed-load soak.
+    soak_secs: u64,
 }
 
 impl Plan {
@@ -79,6 +81,7 @@ impl Plan {
                     wrk: false,
                 },
                 swaps: 3,
+                soak_secs: 5,
             }
         } else {
             Plan {
@@ -104,6 +107,7 @@ impl Plan {
                     wrk: options.wrk,
                 },
                 swaps: 10,
+                soak_secs: 60,
             }
         }
     }
@@ -597,6 +601,15 @@ async fn daemon_phase(
     {
         Ok(s) => sections.push(s),
         Err(e) => sections.push(unmeasured("Automation", &[], &e)),
+    }
+    eprintln!("readyd-bench: daemon: soak");
+    match soak::measure(&http, child.pid, org, &setup.standards, plan.soak_secs).await {
+        Ok(s) => sections.push(s),
+        Err(e) => sections.push(unmeasured(
+            "Soak: mixed load with a hot reload (child daemon)",
+            &[],
+            &e,
+        )),
     }
     if let Err(e) = child.stop().await
         && let Some(last) = sections.last_mut()

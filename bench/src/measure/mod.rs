@@ -7,6 +7,8 @@
 //! - [`api`]: the child daemon's API under open-loop load, exemptions, memory.
 //! - [`reload`]: hot reload of a scorecard and of a plugin build.
 //! - [`automation`]: a degrading standards change, tasks, outbox, webhook delivery.
+//! - [`soak`]: mixed reads, gate queries and durable writes with a hot reload halfway, memory
+//!   over time.
 
 pub mod api;
 pub mod automation;
@@ -14,3 +16,4 @@ pub mod engine;
 pub mod evaluation;
 pub mod plugins;
 pub mod reload;
+pub mod soak;
