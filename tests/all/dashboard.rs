@@ -470,6 +470,18 @@ impl ChromeDriver {
     }
 }
 
+/// A chromedriver extension command's URL in the current session.
+fn session_endpoint(
+    base_url: &url::Url,
+    session_id: Option<&str>,
+    command: &str,
+) -> Result<url::Url, url::ParseError> {
+    base_url.join(&format!(
+        "session/{}/{command}",
+        session_id.unwrap_or_default()
+    ))
+}
+
 /// chromedriver's log of the page's console (`goog:loggingPrefs`), as JSON entries.
 #[derive(Debug)]
 struct BrowserLog;
@@ -480,10 +492,7 @@ impl WebDriverCompatibleCommand for BrowserLog {
         base_url: &url::Url,
         session_id: Option<&str>,
     ) -> Result<url::Url, url::ParseError> {
-        base_url.join(&format!(
-            "session/{}/se/log",
-            session_id.unwrap_or_default()
-        ))
+        session_endpoint(base_url, session_id, "se/log")
     }
 
     fn method_and_body(&self, _request_url: &url::Url) -> (http::Method, Option<String>) {
@@ -501,10 +510,7 @@ impl WebDriverCompatibleCommand for ColorScheme {
         base_url: &url::Url,
         session_id: Option<&str>,
     ) -> Result<url::Url, url::ParseError> {
-        base_url.join(&format!(
-            "session/{}/goog/cdp/execute",
-            session_id.unwrap_or_default()
-        ))
+        session_endpoint(base_url, session_id, "goog/cdp/execute")
     }
 
     fn method_and_body(&self, _request_url: &url::Url) -> (http::Method, Option<String>) {
