@@ -58,6 +58,9 @@ pub struct Metrics {
     pub store_commits: Counter,
     pub store_commit_seconds: Histogram,
     pub reloads: Family<ReloadLabels, Counter>,
+    /// Plugin loads that succeeded: read, hash, compile (or the cached artifact), contract
+    /// check, pre-instantiation and the smoke test.
+    pub plugin_load_seconds: Histogram,
     pub outbox: Family<OutboxLabels, Counter>,
     pub outbox_pending: Gauge,
     pub entities: Gauge,
@@ -91,6 +94,7 @@ impl Metrics {
         let store_commits = Counter::default();
         let store_commit_seconds = seconds_histogram();
         let reloads = Family::<ReloadLabels, Counter>::default();
+        let plugin_load_seconds = seconds_histogram();
         let outbox = Family::<OutboxLabels, Counter>::default();
         let outbox_pending = Gauge::default();
         let entities = Gauge::default();
@@ -105,6 +109,11 @@ impl Metrics {
             http_request_seconds.clone(),
         );
         registry.register(
+            "plugin_load_seconds",
+            "Duration of a successful plugin load (compile or cached artifact, checks, smoke test)",
+            plugin_load_seconds.clone(),
+        );
+        registry.register(
             "evaluations",
             "Entity evaluations (one entity, every scorecard)",
             evaluations.clone(),
@@ -116,7 +125,7 @@ impl Metrics {
         );
         registry.register(
             "evaluation_pass_seconds",
-            "Duration of an evaluation pass, commit included",
+            "Duration of an evaluation pass (plugin checks and the evaluator; the commit is store_commit_seconds)",
             evaluation_seconds.clone(),
         );
         registry.register(
@@ -173,6 +182,7 @@ impl Metrics {
             store_commits,
             store_commit_seconds,
             reloads,
+            plugin_load_seconds,
             outbox,
             outbox_pending,
             entities,

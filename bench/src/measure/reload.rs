@@ -2,10 +2,11 @@
 //! check plugin put in place by rename, until the new results are served for every entity —
 //! with gate traffic running throughout to count failed requests during the swaps.
 //!
-//! The split is what the daemon exposes: the debounce is its configuration, evaluation and
-//! commit are the growth of `readyd_evaluation_pass_seconds_sum` and
-//! `readyd_store_commit_seconds_sum` on `/metrics` across the swap; the rest (detection,
-//! parsing or compiling, swapping, answering) is the remainder.
+//! The split is what the daemon exposes: the debounce is its configuration; evaluation,
+//! commit and (for a plugin) its load — compile, contract check, smoke test — are the growth
+//! of `readyd_evaluation_pass_seconds_sum`, `readyd_store_commit_seconds_sum` and
+//! `readyd_plugin_load_seconds_sum` on `/metrics` across the swap; the rest (detection,
+//! parsing, planning tasks and alerts, swapping, answering) is the remainder.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -93,12 +94,13 @@ fn metric(text: &str, name: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// (evaluation seconds, commit seconds) so far, from `/metrics`.
-async fn counters(http: &Http) -> anyhow::Result<(f64, f64)> {
+/// (evaluation, commit, plugin load) seconds so far, from `/metrics`.
+async fn counters(http: &Http) -> anyhow::Result<(f64, f64, f64)> {
     let text = http.get_text("/metrics").await?;
     Ok((
         metric(&text, "readyd_evaluation_pass_seconds_sum"),
         metric(&text, "readyd_store_commit_seconds_sum"),
+        metric(&text, "readyd_plugin_load_seconds_sum"),
     ))
 }
 
@@ -136,18 +138,28 @@ struct Swaps {
     total: Samples,
     evaluate: Samples,
     commit: Samples,
+    /// Plugin loads (compile, checks, smoke test); zero for a scorecard swap.
+    load: Samples,
     rest: Samples,
 }
 
 impl Swaps {
-    fn record(&mut self, total: Duration, before: (f64, f64), after: (f64, f64), debounce_ms: u64) {
+    fn record(
+        &mut self,
+        total: Duration,
+        before: (f64, f64, f64),
+        after: (f64, f64, f64),
+        debounce_ms: u64,
+    ) {
         let t = total.as_secs_f64() * 1e3;
         let e = (after.0 - before.0) * 1e3;
         let c = (after.1 - before.1) * 1e3;
+        let l = (after.2 - before.2) * 1e3;
         self.total.push(t);
         self.evaluate.push(e);
         self.commit.push(c);
-        self.rest.push(t - e - c - debounce_ms as f64);
+        self.load.push(l);
+        self.rest.push(t - e - c - l - debounce_ms as f64);
     }
 
     fn rows(&mut self, section: &mut Section, what: &str, entities: usize, debounce_ms: u64) {
@@ -178,8 +190,15 @@ impl Swaps {
             "ms",
             &mut self.commit,
         ));
+        if self.load.values().iter().any(|l| *l > 0.0) {
+            section.rows.push(Row::info(
+                &format!("{what}: load — compile, checks, smoke test (from /metrics)"),
+                "ms",
+                &mut self.load,
+            ));
+        }
         section.rows.push(Row::info(
-            &format!("{what}: detect, load or compile, swap, serve (remainder)"),
+            &format!("{what}: detect, parse, plan, swap, serve (remainder)"),
             "ms",
             &mut self.rest,
         ));

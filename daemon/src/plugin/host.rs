@@ -306,6 +306,9 @@ impl PluginHost {
             memory_mb,
         })?;
         plugin.smoke_test().await?;
+        crate::metrics::metrics()
+            .plugin_load_seconds
+            .observe(started.elapsed().as_secs_f64());
         tracing::info!(version = %plugin.version, from_cache, "plugin loaded");
         Ok(Arc::new(plugin))
     }
