@@ -328,7 +328,7 @@ async fn eval_with(config: Config, args: &EvalArgs) -> anyhow::Result<i32> {
                 .iter()
                 .map(|x| {
                     (
-                        x.rule.clone(),
+                        x.rule.to_string(),
                         serde_json::json!({"status": x.status, "message": x.message}),
                     )
                 })

@@ -7,6 +7,11 @@
 
 use std::collections::BTreeMap;
 
+/// An interned name (rule identifiers, level titles): `Copy`, compared and hashed as its text,
+/// kept for the life of the process. The set of names is the standards' vocabulary, so it stays
+/// small however many results point at it.
+pub type Name = ustr::Ustr;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -122,17 +127,19 @@ impl RuleStatus {
 /// The result of one rule for one entity.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RuleResult {
-    /// Rule identifier (unique within its scorecard).
-    pub rule: String,
-    /// The level the rule belongs to.
-    pub level: String,
+    /// Rule identifier (unique within its scorecard). Interned: shared with the rule's definition
+    /// and every other result of the rule, so a pass copies a pointer, not the text.
+    pub rule: Name,
+    /// The level the rule belongs to (shared the same way).
+    pub level: Name,
     pub status: RuleStatus,
     /// Why, in plain words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    /// Structured details from a check plugin.
+    /// Structured details from a check plugin (boxed: a JSON value is 80 bytes inline, and
+    /// most results have none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub details: Option<serde_json::Value>,
+    pub details: Option<Box<serde_json::Value>>,
     /// Weight of the rule in `score`.
     pub weight: f64,
     /// When it was evaluated.

@@ -43,7 +43,7 @@ fn rule_result(
         .unwrap()
         .rules
         .into_iter()
-        .find(|r| r.rule == rule)
+        .find(|r| *r.rule == *rule)
         .unwrap_or_else(|| panic!("no rule {rule}"))
 }
 
@@ -123,7 +123,7 @@ async fn scores_the_example_organisation_with_real_plugins() {
     let owner = scores[0]
         .rules
         .iter()
-        .find(|r| r.rule == "has-owner")
+        .find(|r| &*r.rule == "has-owner")
         .unwrap();
     assert_eq!(owner.status, RuleStatus::Fail);
     assert!(

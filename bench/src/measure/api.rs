@@ -266,7 +266,7 @@ fn candidate(org: &Org, team: &str, results: &[ScorecardResult]) -> Option<Candi
                 entity: result.entity.clone(),
                 team: team.to_owned(),
                 scorecard: result.scorecard.clone(),
-                rule: blocking[0].rule.clone(),
+                rule: blocking[0].rule.to_string(),
                 target: next,
             });
         }

@@ -112,7 +112,7 @@ fn status_of(results: &[ScorecardResult], scorecard: &str, rule: &str) -> Option
         .find(|r| r.scorecard == scorecard)?
         .rules
         .iter()
-        .find(|r| r.rule == rule)
+        .find(|r| *r.rule == *rule)
         .map(|r| r.status)
 }
 

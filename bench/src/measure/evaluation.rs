@@ -227,7 +227,7 @@ async fn run_checks(
                     calls.push(Call {
                         entity: index,
                         scorecard: card.identifier.clone(),
-                        rule: rule.identifier.clone(),
+                        rule: rule.identifier.to_string(),
                         params: check.params.clone(),
                     });
                 }

@@ -250,7 +250,7 @@ pub async fn measure(http: &Http, setup: &ReloadSetup, swaps: usize) -> anyhow::
             let at = replace(&card_file, text.as_bytes())?;
             let total = wait_for(http, &setup.sample, at, &rule, |results| {
                 results.iter().any(|r| {
-                    r.scorecard == "documentation" && r.rules.iter().any(|x| x.rule == rule)
+                    r.scorecard == "documentation" && r.rules.iter().any(|x| *x.rule == *rule)
                 })
             })
             .await?;
@@ -306,7 +306,7 @@ pub async fn measure(http: &Http, setup: &ReloadSetup, swaps: usize) -> anyhow::
                     results.iter().any(|r| {
                         r.scorecard == "canary"
                             && r.rules.iter().any(|x| {
-                                x.rule == "plugin-marker"
+                                &*x.rule == "plugin-marker"
                                     && x.message.as_deref().is_some_and(|m| m.contains(&marker))
                             })
                     })

@@ -53,7 +53,7 @@ async fn writes(http: &Http, org: &Org, count: usize) -> anyhow::Result<Vec<Writ
                     entity: entity.identifier.clone(),
                     team: entity.team.clone().unwrap_or_default(),
                     scorecard: result.scorecard.clone(),
-                    rule: rule.rule.clone(),
+                    rule: rule.rule.to_string(),
                 });
             }
         }

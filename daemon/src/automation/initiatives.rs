@@ -321,11 +321,11 @@ fn target_misses(
         let by_list = target
             .rules
             .as_ref()
-            .is_some_and(|rules| rules.contains(&r.rule));
+            .is_some_and(|rules| rules.iter().any(|x| **x == *r.rule));
         if by_level || by_list {
             out.push(FailingRule {
                 scorecard: result.scorecard.clone(),
-                rule: r.rule.clone(),
+                rule: r.rule.to_string(),
                 status: r.status,
                 message: r.message.clone(),
             });

@@ -160,11 +160,11 @@ fn result(
         .map(|r| {
             let status = statuses
                 .iter()
-                .find(|(id, _)| *id == r.identifier)
+                .find(|(id, _)| *id == &*r.identifier)
                 .map_or(Pass, |(_, s)| *s);
             RuleResult {
-                rule: r.identifier.clone(),
-                level: r.level.clone(),
+                rule: r.identifier,
+                level: r.level,
                 status,
                 message: (status != Pass)
                     .then(|| format!("{} is {}", r.identifier, status.as_str())),

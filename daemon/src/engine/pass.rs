@@ -9,11 +9,11 @@ use std::sync::Arc;
 use crate::eval::{self, CheckResults, EvalInput};
 use crate::metrics::{PluginLabels, metrics};
 use crate::model::{
-    CheckOutcome, Entity, EntityFacts, Exemption, LevelChange, RuleStatus, ScorecardResult,
+    CheckOutcome, Entity, EntityFacts, Exemption, LevelChange, Name, RuleStatus, ScorecardResult,
     Timestamp,
 };
 use crate::plugin::{CheckCall, CheckInput, PluginRegistry};
-use crate::standards::Standards;
+use crate::standards::{Scorecard, Standards};
 use crate::store::WriteBatch;
 
 use super::state::State;
@@ -83,15 +83,15 @@ impl Evaluated {
 
 /// Check outcomes of one entity, keyed by (scorecard, rule).
 #[derive(Default)]
-struct EntityChecks(HashMap<(String, String), CheckOutcome>);
+struct EntityChecks(Vec<(Arc<Scorecard>, Name, CheckOutcome)>);
 
 impl CheckResults for EntityChecks {
     fn get(&self, scorecard: &str, rule: &str) -> Option<&CheckOutcome> {
-        // Few check rules per entity: a linear scan avoids allocating a key per lookup.
+        // Few check rules per entity, each answered once: a scan of a list.
         self.0
             .iter()
-            .find(|((s, r), _)| s == scorecard && r == rule)
-            .map(|(_, v)| v)
+            .find(|(s, r, _)| s.identifier == scorecard && &**r == rule)
+            .map(|(_, _, v)| v)
     }
 }
 
@@ -246,8 +246,8 @@ pub fn same_outcome(a: &ScorecardResult, b: &ScorecardResult) -> bool {
 /// One pending plugin call.
 struct Call {
     entity_index: usize,
-    scorecard: String,
-    rule: String,
+    scorecard: Arc<Scorecard>,
+    rule: Name,
     /// The rule's params as JSON text, encoded once per rule and pass.
     params: Arc<String>,
 }
@@ -285,12 +285,18 @@ async fn run_checks(
                             )
                         })
                         .clone();
-                    calls.entry(check.plugin.clone()).or_default().push(Call {
+                    let call = Call {
                         entity_index: index,
-                        scorecard: scorecard.identifier.clone(),
-                        rule: rule.identifier.clone(),
+                        scorecard: Arc::clone(scorecard),
+                        rule: rule.identifier,
                         params,
-                    });
+                    };
+                    match calls.get_mut(&check.plugin) {
+                        Some(list) => list.push(call),
+                        None => {
+                            calls.insert(check.plugin.clone(), vec![call]);
+                        }
+                    }
                 }
             }
         }
@@ -380,7 +386,7 @@ async fn run_checks(
         for (call, answer) in chunk.iter().zip(answers) {
             out[call.entity_index]
                 .0
-                .insert((call.scorecard.clone(), call.rule.clone()), answer);
+                .push((Arc::clone(&call.scorecard), call.rule, answer));
         }
     }
     out

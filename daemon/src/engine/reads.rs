@@ -389,9 +389,9 @@ fn scorecard_view(state: &State, id: &str) -> Option<ScorecardView> {
             .iter()
             .enumerate()
             .map(|(i, r)| RuleView {
-                identifier: r.identifier.clone(),
+                identifier: r.identifier.to_string(),
                 title: r.title.clone(),
-                level: r.level.clone(),
+                level: r.level.to_string(),
                 description: r.description.clone(),
                 weight: r.weight,
                 kind: r

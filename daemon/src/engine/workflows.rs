@@ -297,7 +297,7 @@ impl Engine {
                 EngineError::BadRequest(format!("no scorecard `{}`", input.scorecard))
             })?;
             if let Some(rule) = &input.rule
-                && !card.rules.iter().any(|r| &r.identifier == rule)
+                && !card.rules.iter().any(|r| *r.identifier == **rule)
             {
                 return Err(EngineError::BadRequest(format!(
                     "scorecard `{}` has no rule `{rule}`",

@@ -106,7 +106,16 @@ pub(crate) fn resolve<'a>(path: &PropertyPath, s: &Subject<'a>) -> Option<Val<'a
             source,
             path: segments,
         } => {
-            let record = s.facts.get(path.text(*source))?;
+            let source = path.text(*source);
+            // An entity has a few data sources: scanned like the keys of a small object.
+            let record = if s.facts.len() <= 8 {
+                s.facts
+                    .iter()
+                    .find(|(k, _)| same_key(k, source))
+                    .map(|(_, v)| v)
+            } else {
+                s.facts.get(source)
+            }?;
             if segments.is_empty() {
                 Some(Val::Object(&record.facts))
             } else {
@@ -125,13 +134,31 @@ fn walk_map<'a>(
 ) -> Option<&'a Value> {
     let first = segments.first()?;
     for (j, last) in segments.iter().enumerate() {
-        if let Some(child) = map.get(path.joined(first.span, last.span))
+        if let Some(child) = lookup(map, path.joined(first.span, last.span))
             && let Some(found) = walk(child, path, &segments[j + 1..])
         {
             return Some(found);
         }
     }
     None
+}
+
+/// A key's value. Objects in catalogs and facts are small: a scan of the entries beats hashing
+/// the key (serde_json's map hashes with SipHash), and finds the same entry (keys are unique).
+fn lookup<'a>(map: &'a JsonObject, key: &str) -> Option<&'a Value> {
+    const SCAN: usize = 16;
+    if map.len() <= SCAN {
+        map.iter().find(|(k, _)| same_key(k, key)).map(|(_, v)| v)
+    } else {
+        map.get(key)
+    }
+}
+
+/// `a == b`, with the length and first byte compared inline: while scanning keys, most
+/// candidates differ there, and the byte comparison call is then skipped.
+#[inline]
+fn same_key(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.as_bytes().first() == b.as_bytes().first() && a == b
 }
 
 fn walk<'a>(value: &'a Value, path: &PropertyPath, segments: &[Segment]) -> Option<&'a Value> {
@@ -350,6 +377,34 @@ fn node_holds(node: &QueryNode, s: &Subject<'_>) -> bool {
     }
 }
 
+/// `None` when the query holds, else why not: the same message as [`explain`]. An `and` (the
+/// usual query) reads each condition once, where `holds` then `explain` would read the failing
+/// one three times.
+pub(crate) fn verdict(q: &Query, s: &Subject<'_>) -> Option<String> {
+    match q.combinator {
+        Combinator::And => {
+            for node in &q.conditions {
+                match node {
+                    QueryNode::Condition(c) => {
+                        let actual = resolve(&c.property, s);
+                        let outcome = test(c, actual, s.now);
+                        if outcome != Outcome::Held {
+                            return Some(describe(c, actual, outcome));
+                        }
+                    }
+                    QueryNode::Query(inner) => {
+                        if let Some(why) = verdict(inner, s) {
+                            return Some(why);
+                        }
+                    }
+                }
+            }
+            None
+        }
+        Combinator::Or => (!holds(q, s)).then(|| explain(q, s)),
+    }
+}
+
 /// Why a query does not hold, in plain words: for `and`, its first failing condition; for `or`,
 /// every condition's reason.
 pub(crate) fn explain(q: &Query, s: &Subject<'_>) -> String {
@@ -384,8 +439,10 @@ fn explain_node(node: &QueryNode, s: &Subject<'_>) -> String {
 
 /// `facts.pagerduty.oncall_count is 0, required > 0`; `$team is missing, required isNotEmpty`.
 pub(crate) fn describe(c: &Condition, actual: Option<Val<'_>>, outcome: Outcome) -> String {
-    let mut out = String::new();
-    let _ = write!(out, "{} is ", c.property);
+    let path = c.property.as_str();
+    let mut out = String::with_capacity(path.len() + c.requirement.len() + 24);
+    out.push_str(path);
+    out.push_str(" is ");
     match (actual, outcome) {
         (None, _) => out.push_str("missing"),
         (Some(a), Outcome::Mismatch(why)) => {
@@ -394,12 +451,18 @@ pub(crate) fn describe(c: &Condition, actual: Option<Val<'_>>, outcome: Outcome)
         }
         (Some(a), _) => render(&mut out, a),
     }
-    let _ = write!(out, ", required {}", c.operator);
-    if let Some(v) = &c.value {
+    out.push_str(&c.requirement);
+    out
+}
+
+/// `, required > 0`: the end of every message about a condition, built once when it is compiled.
+pub(crate) fn requirement(operator: Operator, value: Option<&Value>) -> Box<str> {
+    let mut out = format!(", required {operator}");
+    if let Some(v) = value {
         out.push(' ');
         render_json(&mut out, v);
     }
-    out
+    out.into_boxed_str()
 }
 
 /// How long a value may be in a message before it is cut.
@@ -407,6 +470,17 @@ const MAX_RENDERED: usize = 80;
 
 fn render(out: &mut String, a: Val<'_>) {
     match a {
+        // Most strings need no escaping and are short: written as they are.
+        Val::Str(s)
+            if s.len() <= MAX_RENDERED
+                && !s
+                    .bytes()
+                    .any(|b| b == b'"' || b == b'\\' || b < 0x20 || b == 0x7f) =>
+        {
+            out.push('"');
+            out.push_str(s);
+            out.push('"');
+        }
         Val::Str(s) => render_json(out, &Value::String(s.to_owned())),
         Val::Num(x) => render_number(out, x),
         Val::Bool(b) => {

@@ -46,6 +46,7 @@ use crate::model::{
 };
 use crate::standards::{Initiative, Query, Rule, Scorecard, Standards};
 use condition::Subject;
+pub(crate) use condition::requirement;
 
 /// Everything one evaluation reads. `now` is the evaluation clock: presets such as `lastWeek`,
 /// exemption expiry and the result times all use it.
@@ -141,8 +142,7 @@ pub fn explain_query(
     facts: &EntityFacts,
     now: Timestamp,
 ) -> Option<String> {
-    let s = subject(entity, facts, now);
-    (!condition::holds(query, &s)).then(|| condition::explain(query, &s))
+    condition::verdict(query, &subject(entity, facts, now))
 }
 
 /// The check rules the engine must run a plugin for before evaluating: those of a scorecard that
@@ -210,8 +210,8 @@ pub fn evaluate_scorecard(input: &EvalInput<'_>, scorecard: &Scorecard) -> Optio
             .filter(|r| r.status == status)
             .map_or(input.now, |r| r.changed_at);
         rules.push(RuleResult {
-            rule: rule.identifier.clone(),
-            level: rule.level.clone(),
+            rule: rule.identifier,
+            level: rule.level,
             status,
             message,
             details,
@@ -252,8 +252,8 @@ fn previous_rule<'p>(
     rule: &str,
 ) -> Option<&'p RuleResult> {
     match previous.rules.get(i) {
-        Some(r) if r.rule == rule => Some(r),
-        _ => previous.rules.iter().find(|r| r.rule == rule),
+        Some(r) if *r.rule == *rule => Some(r),
+        _ => previous.rules.iter().find(|r| *r.rule == *rule),
     }
 }
 
@@ -263,17 +263,16 @@ fn rule_status(
     s: &Subject<'_>,
     scorecard: &Scorecard,
     rule: &Rule,
-) -> (RuleStatus, Option<String>, Option<serde_json::Value>) {
+) -> (RuleStatus, Option<String>, Option<Box<serde_json::Value>>) {
     if let Some(filter) = &rule.filter
         && !condition::holds(filter, s)
     {
         return (RuleStatus::NotApplicable, None, None);
     }
     if let Some(query) = &rule.query {
-        return if condition::holds(query, s) {
-            (RuleStatus::Pass, None, None)
-        } else {
-            (RuleStatus::Fail, Some(condition::explain(query, s)), None)
+        return match condition::verdict(query, s) {
+            None => (RuleStatus::Pass, None, None),
+            Some(why) => (RuleStatus::Fail, Some(why), None),
         };
     }
     let Some(check) = &rule.check else {
@@ -291,7 +290,7 @@ fn rule_status(
                 "check plugin `{}` answered `exempt`, which only an approved exemption can give",
                 check.plugin
             )),
-            outcome.details.clone(),
+            outcome.details.clone().map(Box::new),
         ),
         Some(outcome) => {
             // A plugin that reports a problem without saying why still gets a message: the
@@ -309,7 +308,11 @@ fn rule_status(
                     )
                 })
             });
-            (outcome.status, message, outcome.details.clone())
+            (
+                outcome.status,
+                message,
+                outcome.details.clone().map(Box::new),
+            )
         }
         None => (
             RuleStatus::Error,
@@ -418,7 +421,7 @@ pub fn tier_misses(
                 card.level_index(&r.level)
                     .is_some_and(|i| i <= required_index)
             })
-            .map(|r| (r.rule.clone(), r.status, r.message.clone()))
+            .map(|r| (r.rule.to_string(), r.status, r.message.clone()))
             .collect();
         misses.push(TierMiss {
             scorecard: scorecard_id.clone(),

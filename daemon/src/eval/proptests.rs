@@ -118,10 +118,10 @@ proptest! {
                 });
             }
             Rule {
-                identifier: id.clone(),
+                identifier: id.as_str().into(),
                 title: id,
                 description: None,
-                level: format!("L{}", g.level),
+                level: format!("L{}", g.level).into(),
                 level_index: g.level,
                 query,
                 check,

@@ -359,11 +359,7 @@ fn levels_percent_and_score() {
     let card = card(LADDER);
     let (e, f) = (entity(), pd_facts());
     let r = evaluate_scorecard(&input(&e, &f, &[], &NoChecks), &card).unwrap();
-    let statuses: Vec<_> = r
-        .rules
-        .iter()
-        .map(|r| (r.rule.as_str(), r.status))
-        .collect();
+    let statuses: Vec<_> = r.rules.iter().map(|r| (&*r.rule, r.status)).collect();
     assert_eq!(
         statuses,
         [
@@ -388,7 +384,7 @@ fn levels_percent_and_score() {
         ("payments", "pr")
     );
     assert_eq!(r.rules[2].weight, 3.0);
-    assert_eq!(r.rules[2].level, "Silver");
+    assert_eq!(&*r.rules[2].level, "Silver");
 
     // All pass: the empty top level is reached as well.
     let good = facts("pagerduty", json!({"oncall_count": 2}));
@@ -512,7 +508,7 @@ fn check_outcomes() {
     let (e, f) = (entity(), EntityFacts::new());
     let needed: Vec<&str> = checks_needed(&e, &f, &card, now())
         .iter()
-        .map(|r| r.identifier.as_str())
+        .map(|r| &*r.identifier)
         .collect();
     assert_eq!(needed, ["c1", "c3"]);
 
@@ -529,7 +525,7 @@ fn check_outcomes() {
     let r = evaluate_scorecard(&input(&e, &f, &[], &checks), &card).unwrap();
     assert_eq!(r.rules[0].status, RuleStatus::Warn);
     assert_eq!(r.rules[0].message.as_deref(), Some("budget at 80%"));
-    assert_eq!(r.rules[0].details, Some(json!({"seen": 1})));
+    assert_eq!(r.rules[0].details.as_deref(), Some(&json!({"seen": 1})));
     // The rule's filter wins over any outcome.
     assert_eq!(r.rules[1].status, RuleStatus::NotApplicable);
     assert_eq!(r.rules[2].status, RuleStatus::Error);

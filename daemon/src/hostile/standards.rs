@@ -651,9 +651,9 @@ proptest! {
         );
         prop_assert_eq!(parsed.rules.len(), card.rules.len());
         for (got, want) in parsed.rules.iter().zip(&card.rules) {
-            prop_assert_eq!(&got.identifier, &want.identifier);
+            prop_assert_eq!(&*got.identifier, want.identifier.as_str());
             prop_assert_eq!(&got.title, want.title.as_ref().unwrap_or(&want.identifier));
-            prop_assert_eq!(&got.level, &card.levels[want.level]);
+            prop_assert_eq!(&*got.level, card.levels[want.level].as_str());
             prop_assert_eq!(got.level_index, want.level);
             prop_assert_eq!(got.weight, want.weight.map_or(1.0, f64::from));
             prop_assert_eq!(got.due_days, want.due_days);

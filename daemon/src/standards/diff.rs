@@ -162,8 +162,10 @@ fn scorecard_change(old: &Scorecard, new: &Scorecard) -> ScorecardChange {
     let mut change = ScorecardChange::default();
     for rule in &new.rules {
         match old.rule(&rule.identifier) {
-            None => change.rules_added.push(rule.identifier.clone()),
-            Some(before) if before != rule => change.rules_changed.push(rule.identifier.clone()),
+            None => change.rules_added.push(rule.identifier.to_string()),
+            Some(before) if before != rule => {
+                change.rules_changed.push(rule.identifier.to_string())
+            }
             Some(_) => {}
         }
     }
@@ -171,7 +173,7 @@ fn scorecard_change(old: &Scorecard, new: &Scorecard) -> ScorecardChange {
         .rules
         .iter()
         .filter(|r| new.rule(&r.identifier).is_none())
-        .map(|r| r.identifier.clone())
+        .map(|r| r.identifier.to_string())
         .collect();
     for list in [
         &mut change.rules_added,
@@ -180,12 +182,7 @@ fn scorecard_change(old: &Scorecard, new: &Scorecard) -> ScorecardChange {
     ] {
         list.sort();
     }
-    let order = |card: &Scorecard| {
-        card.rules
-            .iter()
-            .map(|r| r.identifier.clone())
-            .collect::<Vec<_>>()
-    };
+    let order = |card: &Scorecard| card.rules.iter().map(|r| r.identifier).collect::<Vec<_>>();
     // The file a scorecard lives in is not part of its definition: moving it changes nothing.
     change.definition_changed = old.title != new.title
         || old.description != new.description

@@ -47,7 +47,7 @@ pub use policy::{Initiative, Target, TierPolicy, TierSpec};
 pub use query::{Combinator, Condition, Operator, PropertyPath, Query, QueryFault, QueryNode};
 
 use crate::catalog::files::{self, Format, ParseFault};
-use crate::model::is_valid_identifier;
+use crate::model::{Name, is_valid_identifier};
 use query::RawQuery;
 
 /// What kind of plugin a name refers to.
@@ -124,7 +124,7 @@ impl Scorecard {
 
     /// The rule with this identifier.
     pub fn rule(&self, identifier: &str) -> Option<&Rule> {
-        self.rules.iter().find(|r| r.identifier == identifier)
+        self.rules.iter().find(|r| &*r.identifier == identifier)
     }
 }
 
@@ -140,12 +140,12 @@ pub struct Level {
 /// A rule of a scorecard: a built-in query or a check plugin, on one level.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Rule {
-    pub identifier: String,
+    pub identifier: Name,
     pub title: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// The title of its level.
-    pub level: String,
+    pub level: Name,
     /// The index of its level in the ladder (≥ 1: the first level holds no rules).
     #[serde(skip)]
     pub level_index: usize,
@@ -789,10 +789,10 @@ fn compile_rule(
         return None;
     }
     Some(Rule {
-        identifier: raw.identifier.clone(),
+        identifier: raw.identifier.as_str().into(),
         title: raw.title.clone().unwrap_or_else(|| raw.identifier.clone()),
         description: raw.description.clone(),
-        level: raw.level.clone(),
+        level: raw.level.as_str().into(),
         level_index: level_index.unwrap_or(0),
         query,
         check,

@@ -63,6 +63,8 @@ pub struct Condition {
     pub value: Option<Value>,
     /// The value prepared for the operator.
     pub(crate) operand: Operand,
+    /// The end of a message about this condition (`, required > 0`), built once.
+    pub(crate) requirement: Box<str>,
 }
 
 impl PartialEq for Condition {
@@ -705,6 +707,7 @@ fn compile_condition(
     Ok(Condition {
         property,
         operator: op,
+        requirement: crate::eval::requirement(op, value),
         value: value.cloned(),
         operand,
     })

@@ -137,7 +137,7 @@ pub(super) fn encode_result(key: &str, result: &ScorecardResult) -> Result<Vec<u
                 level,
                 status: *status,
                 message: message.as_deref(),
-                details: details.as_ref(),
+                details: details.as_deref(),
                 weight: *weight,
                 evaluated_at: (rule_evaluated_at != evaluated_at).then_some(rule_evaluated_at),
                 changed_at: nanos(*changed_at),
@@ -197,11 +197,11 @@ pub(super) fn decode_result(
         rules: rules
             .into_iter()
             .map(|r| RuleResult {
-                rule: r.rule,
-                level: r.level,
+                rule: r.rule.into(),
+                level: r.level.into(),
                 status: r.status,
                 message: r.message,
-                details: r.details,
+                details: r.details.map(Box::new),
                 weight: r.weight,
                 evaluated_at: time(r.evaluated_at.unwrap_or(evaluated_at)),
                 changed_at: time(r.changed_at),
@@ -242,7 +242,7 @@ mod tests {
                     level: "Gold".into(),
                     status: RuleStatus::Error,
                     message: Some("plugin timed out after 2000 ms".into()),
-                    details: Some(serde_json::json!({"budget": [1, 2.5, "x"]})),
+                    details: Some(Box::new(serde_json::json!({"budget": [1, 2.5, "x"]}))),
                     weight: 2.0,
                     evaluated_at: at + chrono::Duration::milliseconds(3),
                     changed_at: at,

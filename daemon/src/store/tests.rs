@@ -45,7 +45,7 @@ fn result(entity: &str, scorecard: &str, rules: usize, evaluated: Timestamp) -> 
         score: 75.5,
         rules: (0..rules)
             .map(|i| RuleResult {
-                rule: format!("rule-{i}"),
+                rule: format!("rule-{i}").into(),
                 level: "Bronze".into(),
                 status: if i % 3 == 0 {
                     RuleStatus::Fail

@@ -71,7 +71,7 @@ pub fn plan_evaluation(input: &EvaluationChange<'_>, ctx: &PlanContext<'_>) -> P
                 message,
             );
             event.scorecard = Some(scorecard.to_owned());
-            event.rule = Some(rule.rule.clone());
+            event.rule = Some(rule.rule.to_string());
             event.to_level = Some(current.level.clone());
             event.data = json!({
                 "from_status": before.status,
@@ -234,7 +234,7 @@ fn plan_tasks(
             if rule.level_index <= required {
                 let days = rule.due_days.unwrap_or(spec.task_due_days);
                 needed.insert(
-                    (scorecard_id.clone(), r.rule.clone()),
+                    (scorecard_id.clone(), r.rule.to_string()),
                     (r, days, rule.title.clone()),
                 );
             }
@@ -337,7 +337,7 @@ fn done_reason(
     task: &Task,
 ) -> String {
     let result = current.iter().find(|r| r.scorecard == task.scorecard);
-    let rule = result.and_then(|r| r.rules.iter().find(|x| x.rule == task.rule));
+    let rule = result.and_then(|r| r.rules.iter().find(|x| *x.rule == *task.rule));
     match rule.map(|r| r.status) {
         Some(RuleStatus::Pass | RuleStatus::Warn) => "the rule passes".to_owned(),
         Some(RuleStatus::Exempt) => "the rule is exempt".to_owned(),

@@ -318,7 +318,7 @@ fn blocking_rules(
 fn blocking_rule(standards: &Standards, scorecard: &str, r: &RuleResult) -> BlockingRule {
     BlockingRule {
         scorecard: scorecard.to_owned(),
-        rule: r.rule.clone(),
+        rule: r.rule.to_string(),
         title: rule_title(standards, scorecard, &r.rule),
         status: r.status,
         message: r.message.clone(),
