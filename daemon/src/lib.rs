@@ -22,6 +22,7 @@
 //! - [`demo`]: the demo's local stand-in for the paging system, Prometheus and chat hooks.
 //! - [`cli`]: the command-line front end (`serve`, `eval`, `validate`, `gate`, `plugin ...`).
 
+pub mod allocator;
 pub mod automation;
 pub mod catalog;
 pub mod cli;

@@ -476,7 +476,8 @@ impl Engine {
     ///
     /// The caller holds the state's write lock, which every API read waits for; the results
     /// this replaces (and what the pass kept of them) are freed on another thread when there
-    /// are many, since freeing half a million rule results takes tens of milliseconds.
+    /// are many, since freeing half a million rule results takes tens of milliseconds; that
+    /// thread then hands the freed pages back to the OS (the daemon's RSS target).
     fn apply_outcome(state: &mut State, outcome: Vec<Evaluated>) {
         let many = outcome.len() > 512;
         let mut retired: Vec<(Evaluated, Option<Arc<Vec<crate::model::ScorecardResult>>>)> =
@@ -505,7 +506,10 @@ impl Engine {
             }
         }
         if !retired.is_empty() {
-            std::thread::spawn(move || drop(retired));
+            std::thread::spawn(move || {
+                drop(retired);
+                crate::allocator::release_free_memory();
+            });
         }
     }
 

@@ -2,6 +2,7 @@
 //! snapshots, options and commit statistics. Domain types live in [`crate::model`].
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::NaiveDate;
@@ -33,8 +34,10 @@ pub struct TierOverride {
 /// An entity as the store keeps it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoredEntity {
-    /// The entity as the catalog file or the API defined it (its own `tier` untouched).
-    pub entity: Entity,
+    /// The entity as the catalog file or the API defined it (its own `tier` untouched). Shared
+    /// with the engine's effective view when no tier override applies (one copy of the
+    /// properties per entity, not two).
+    pub entity: Arc<Entity>,
     pub origin: EntityOrigin,
     /// An approved tier change that takes precedence over `entity.tier`.
     pub tier_override: Option<TierOverride>,
@@ -49,11 +52,16 @@ impl StoredEntity {
         }
     }
 
-    /// The entity with the effective tier: what evaluation and the API should see.
-    pub fn effective(&self) -> Entity {
-        let mut entity = self.entity.clone();
-        entity.tier = self.effective_tier();
-        entity
+    /// The entity with the effective tier: what evaluation and the API should see (the same
+    /// allocation as [`StoredEntity::entity`] unless an override changes the tier).
+    pub fn effective(&self) -> Arc<Entity> {
+        let tier = self.effective_tier();
+        if tier == self.entity.tier {
+            return self.entity.clone();
+        }
+        let mut entity = (*self.entity).clone();
+        entity.tier = tier;
+        Arc::new(entity)
     }
 }
 
@@ -181,8 +189,11 @@ impl Default for StoreOptions {
         StoreOptions {
             fact_history_limit: 10,
             // redb's own default is 1 GiB; readyd must stay under 300 MB RSS with 10,000
-            // entities, whose whole state is well under this.
-            cache_size_bytes: 64 * 1024 * 1024,
+            // entities. The daemon keeps its live state in memory and reads the file at start
+            // and for history, so the cache mostly holds pages a commit rewrites; at 64 MiB it
+            // was ~50 MB of the daemon's RSS after start (restore fills it) for no gain in
+            // commit time (BENCHMARKS.md).
+            cache_size_bytes: 16 * 1024 * 1024,
         }
     }
 }
