@@ -433,10 +433,10 @@ impl Engine {
                 match state.entities.get(id) {
                     Some(stored)
                         if stored.origin == EntityOrigin::CatalogFile
-                            && &stored.entity == entity => {}
+                            && *stored.entity == *entity => {}
                     Some(stored) => {
                         let mut next = StoredEntity {
-                            entity: entity.clone(),
+                            entity: Arc::new(entity.clone()),
                             origin: EntityOrigin::CatalogFile,
                             tier_override: stored.tier_override.clone(),
                         };
@@ -452,7 +452,7 @@ impl Engine {
                     None => {
                         batch.put_entity(entity, EntityOrigin::CatalogFile);
                         upserts.push(StoredEntity {
-                            entity: entity.clone(),
+                            entity: Arc::new(entity.clone()),
                             origin: EntityOrigin::CatalogFile,
                             tier_override: None,
                         });
@@ -477,7 +477,7 @@ impl Engine {
             .collect();
         let effective: BTreeMap<String, Arc<Entity>> = upserts
             .iter()
-            .map(|s| (s.entity.identifier.clone(), Arc::new(s.effective())))
+            .map(|s| (s.entity.identifier.clone(), s.effective()))
             .collect();
         let outcome = {
             let effective = effective.clone();

@@ -67,8 +67,7 @@ impl State {
     /// Insert or replace an entity and refresh its effective view.
     pub fn put_entity(&mut self, stored: StoredEntity) {
         let id = stored.entity.identifier.clone();
-        self.effective
-            .insert(id.clone(), Arc::new(stored.effective()));
+        self.effective.insert(id.clone(), stored.effective());
         self.entities.insert(id, stored);
     }
 

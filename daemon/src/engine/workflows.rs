@@ -128,7 +128,7 @@ impl Engine {
             return Err(EngineError::BadRequest(faults.join("; ")));
         }
         let stored = StoredEntity {
-            entity: entity.clone(),
+            entity: std::sync::Arc::new(entity.clone()),
             origin: EntityOrigin::Api,
             tier_override: existing.and_then(|e| e.tier_override),
         };
@@ -136,7 +136,7 @@ impl Engine {
         batch.put_entity(&entity, EntityOrigin::Api);
         batch.append_audit("entity", id, &audit(actor, "put", None));
         let outcome = {
-            let effective = std::sync::Arc::new(stored.effective());
+            let effective = stored.effective();
             self.evaluate_ids_with(&[id.to_owned()], |state, _| {
                 let mut inputs = Inputs::gather(state, id).unwrap_or(Inputs {
                     entity: effective.clone(),
@@ -583,7 +583,7 @@ impl Engine {
             };
             batch.set_tier_override(&request.entity, Some(&o));
             updated.tier_override = Some(o);
-            let effective = std::sync::Arc::new(updated.effective());
+            let effective = updated.effective();
             self.evaluate_ids_with(&[request.entity.clone()], move |state, eid| {
                 Inputs::gather(state, eid).map(|mut i| {
                     i.entity = effective.clone();

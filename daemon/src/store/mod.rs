@@ -432,7 +432,7 @@ impl Store {
         };
         let tier_override = self.get(TIER_OVERRIDES, id)?;
         Ok(Some(StoredEntity {
-            entity: record.entity,
+            entity: std::sync::Arc::new(record.entity),
             origin: record.origin,
             tier_override,
         }))
@@ -450,7 +450,7 @@ impl Store {
             .into_iter()
             .map(|record| StoredEntity {
                 tier_override: overrides.remove(&record.entity.identifier),
-                entity: record.entity,
+                entity: std::sync::Arc::new(record.entity),
                 origin: record.origin,
             })
             .collect())

@@ -752,7 +752,7 @@ fn an_approved_tier_survives_catalog_reloads() {
     batch.put_entity(&reloaded, EntityOrigin::CatalogFile);
     store.commit(batch, Durability::Eventual).unwrap();
     let stored = store.entity("pay").unwrap().unwrap();
-    assert_eq!(stored.entity, reloaded);
+    assert_eq!(*stored.entity, reloaded);
     assert_eq!(stored.tier_override.as_ref(), Some(&tier_override));
     assert_eq!(stored.effective().tier, Some(1));
     assert_eq!(store.entities().unwrap(), vec![stored]);
