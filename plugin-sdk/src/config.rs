@@ -6,6 +6,8 @@
 //! `serde` types; a document that does not fit is an `invalid-config` error naming the field.
 //! Neither ever logs its content: the config may carry secrets.
 
+use std::sync::OnceLock;
+
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
@@ -71,36 +73,77 @@ impl Config {
     }
 }
 
-/// A check rule's parameters: the `check.params` object of the scorecard rule.
-#[derive(Debug, Clone, PartialEq, Default)]
+/// A check rule's parameters: the `check.params` object of the scorecard rule, parsed only as
+/// far as the check reads them.
+///
+/// The daemon's text is checked to be JSON when the call arrives; [`Params::get`] and
+/// [`Params::deserialize`] read it directly, and the whole document is built only when
+/// [`Params::as_value`] asks for it.
+#[derive(Clone, Default)]
 pub struct Params {
-    value: Value,
+    /// The daemon's text (valid JSON), when the params came from the daemon.
+    text: Option<Box<str>>,
+    value: OnceLock<Value>,
 }
 
 impl Params {
     /// Parameters holding `value` (tests build params with `serde_json::json!`).
     pub fn from_json(value: Value) -> Self {
-        Self { value }
+        Self {
+            text: None,
+            value: OnceLock::from(value),
+        }
     }
 
-    /// Parse the JSON text the daemon handed to `evaluate`.
+    /// Check the JSON text the daemon handed to `evaluate`; empty text is an empty object.
     pub fn parse(text: &str) -> Result<Self, PluginError> {
-        parse_document(text, "params").map(Self::from_json)
+        if text.trim().is_empty() {
+            return Ok(Self::from_json(Value::Object(Map::new())));
+        }
+        serde_json::from_str::<serde::de::IgnoredAny>(text)
+            .map_err(|e| PluginError::invalid_config(format!("params is not valid JSON: {e}")))?;
+        Ok(Self {
+            text: Some(text.into()),
+            value: OnceLock::new(),
+        })
     }
 
     /// All parameters as the author's type; a mismatch is an `invalid-config` error.
     pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, PluginError> {
-        deserialize_document(&self.value, "params")
+        match (self.text.as_deref(), self.value.get()) {
+            (Some(text), None) => serde_json::from_str(text)
+                .map_err(|e| PluginError::invalid_config(format!("params: {e}"))),
+            _ => deserialize_document(self.as_value(), "params"),
+        }
     }
 
     /// The value at the dotted `path`, converted to `T`; `None` when absent or of another shape.
     pub fn get<T: DeserializeOwned>(&self, path: &str) -> Option<T> {
-        json::lookup_as(&self.value, path)
+        match (self.text.as_deref(), self.value.get()) {
+            (Some(text), None) => json::lookup_text_as(text, path),
+            _ => json::lookup_as(self.as_value(), path),
+        }
     }
 
     /// The raw JSON document.
     pub fn as_value(&self) -> &Value {
-        &self.value
+        self.value.get_or_init(|| match self.text.as_deref() {
+            // Checked to be JSON in `parse`.
+            Some(text) => serde_json::from_str(text).unwrap_or(Value::Null),
+            None => Value::Object(Map::new()),
+        })
+    }
+}
+
+impl std::fmt::Debug for Params {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Params").field(self.as_value()).finish()
+    }
+}
+
+impl PartialEq for Params {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_value() == other.as_value()
     }
 }
 
@@ -109,6 +152,26 @@ mod tests {
     use super::*;
     use serde::Deserialize;
     use serde_json::json;
+
+    #[test]
+    fn params_from_the_daemon_are_read_without_building_the_document() {
+        let params =
+            Params::parse(r#"{"source": "prometheus", "limits": {"warn": 0.25}}"#).unwrap();
+        assert_eq!(
+            params.get::<String>("source").as_deref(),
+            Some("prometheus")
+        );
+        assert_eq!(params.get::<f64>("limits.warn"), Some(0.25));
+        assert_eq!(params.get::<f64>("limits.fail"), None);
+        assert!(params.value.get().is_none(), "get builds no document");
+        assert_eq!(
+            params,
+            Params::from_json(json!({"source": "prometheus", "limits": {"warn": 0.25}}))
+        );
+        assert_eq!(params.as_value()["limits"]["warn"], json!(0.25));
+        assert!(Params::parse("{nope").is_err());
+        assert_eq!(Params::parse("  ").unwrap().as_value(), &json!({}));
+    }
 
     #[derive(Debug, Deserialize)]
     struct Settings {

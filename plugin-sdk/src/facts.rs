@@ -16,8 +16,10 @@ use crate::json;
 /// The facts of every data source about one entity, keyed by source name.
 ///
 /// Facts handed over by the daemon are parsed lazily: the object is split into its sources on
-/// the first read, and a source's facts are parsed when that source is first read. A check
-/// that reads one source does not pay for the others, one that reads none pays nothing.
+/// the first read; [`Facts::get`] then reads the value at its path straight from the source's
+/// text, and a source is parsed into a document only when [`Facts::source`] or
+/// [`Facts::value`] asks for one. A check that reads one source does not pay for the others,
+/// one that reads none pays nothing.
 #[derive(Clone, Default)]
 pub struct Facts {
     /// The daemon's text, until split.
@@ -152,7 +154,12 @@ impl Facts {
     /// `None` when the source, the path, or a value of that shape is missing (`null` counts as
     /// missing, as in the daemon's own rules).
     pub fn get<T: DeserializeOwned>(&self, source: &str, path: &str) -> Option<T> {
-        json::lookup_as(self.source(source)?, path)
+        let source = self.split().iter().find(|s| s.name == source)?;
+        match (source.parsed.get(), &source.raw) {
+            // Not parsed: read just the slice the path leads to in the source's text.
+            (None, Some(raw)) => json::lookup_text_as(raw.get(), path),
+            _ => json::lookup_as(source.value(), path),
+        }
     }
 
     /// The whole document (source name → that source's facts), parsed in full.
@@ -212,6 +219,40 @@ mod indexed {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn typed_reads_of_wire_facts_parse_nothing_and_agree_with_parsed_facts() {
+        let text = r#"{"git":{"has_readme":true},"prometheus":{"availability":99.5,
+            "slo":{"error_budget_remaining":0.18}},"prometheus":{"slo":{"error_budget_remaining":0.5}}}"#;
+        let wire = Facts::from_wire(text.to_owned()).unwrap();
+        let parsed = Facts::parse(text).unwrap();
+        for (source, path) in [
+            ("prometheus", "slo.error_budget_remaining"),
+            ("prometheus", "availability"),
+            ("git", "has_readme"),
+            ("git", "missing"),
+            ("nope", "x"),
+        ] {
+            assert_eq!(
+                wire.get::<serde_json::Value>(source, path),
+                parsed.get::<serde_json::Value>(source, path),
+                "{source} {path}"
+            );
+        }
+        // The repeated source: the last one wins, as when parsing.
+        assert_eq!(
+            wire.get::<f64>("prometheus", "slo.error_budget_remaining"),
+            Some(0.5)
+        );
+        assert_eq!(wire.get::<f64>("prometheus", "availability"), None);
+        assert!(
+            wire.split().iter().all(|s| s.parsed.get().is_none()),
+            "typed reads parse no source"
+        );
+        // Once split, reads go through the parsed sources and answer the same.
+        assert!(wire.source("git").is_some());
+        assert_eq!(wire.get::<bool>("git", "has_readme"), Some(true));
+    }
 
     #[test]
     fn typed_access_by_source_and_path() {

@@ -136,6 +136,119 @@ pub(crate) fn lookup_in_as<T: DeserializeOwned>(
     }
 }
 
+/// The value at `path` inside the JSON `text`, converted to `T`: what [`lookup_as`] answers on
+/// the parsed text, found without building it. Each segment is found by scanning its object
+/// (or array) and skipping the other members, so nothing is allocated but `T`; a check that
+/// reads three facts of a source reads three small slices instead of parsing the source into a
+/// tree of maps. A duplicate key finds its last value, as parsing does.
+pub(crate) fn lookup_text_as<T: DeserializeOwned>(text: &str, path: &str) -> Option<T> {
+    let mut raw = text.trim();
+    if !path.is_empty() {
+        for segment in path.split('.') {
+            raw = child(raw, segment)?;
+        }
+    }
+    if raw == "null" {
+        return None;
+    }
+    serde_json::from_str(raw).ok()
+}
+
+/// The text of `segment` inside the JSON text `raw` (an object's key, or an array's index).
+pub(crate) fn child<'a>(raw: &'a str, segment: &str) -> Option<&'a str> {
+    use serde::Deserializer as _;
+    let mut de = serde_json::Deserializer::from_str(raw);
+    let found = match raw.as_bytes().first()? {
+        b'{' => de.deserialize_map(seek::Key(segment)).ok()?,
+        b'[' => de
+            .deserialize_seq(seek::Index(segment.parse::<usize>().ok()?))
+            .ok()?,
+        _ => None,
+    };
+    found.map(serde_json::value::RawValue::get)
+}
+
+/// Visitors that find one member of a JSON container and skip the rest unparsed.
+mod seek {
+    use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+    use serde_json::value::RawValue;
+
+    /// Finds the (last) value of an object key.
+    pub(super) struct Key<'k>(pub(super) &'k str);
+
+    impl<'de> Visitor<'de> for Key<'_> {
+        type Value = Option<&'de RawValue>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut found = None;
+            while let Some(same) = map.next_key_seed(KeyIs(self.0))? {
+                if same {
+                    found = Some(map.next_value::<&'de RawValue>()?);
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(found)
+        }
+    }
+
+    /// Finds the element at an index of an array.
+    pub(super) struct Index(pub(super) usize);
+
+    impl<'de> Visitor<'de> for Index {
+        type Value = Option<&'de RawValue>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an array")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut found = None;
+            let mut at = 0;
+            loop {
+                if at == self.0 {
+                    match seq.next_element::<&'de RawValue>()? {
+                        Some(raw) => found = Some(raw),
+                        None => break,
+                    }
+                } else if seq.next_element::<IgnoredAny>()?.is_none() {
+                    break;
+                }
+                at += 1;
+            }
+            Ok(found)
+        }
+    }
+
+    /// Reads a key and answers whether it is the one sought, without allocating it (an
+    /// escaped key is compared after unescaping, as parsing would).
+    struct KeyIs<'k>(&'k str);
+
+    impl<'de> DeserializeSeed<'de> for KeyIs<'_> {
+        type Value = bool;
+
+        fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
+            deserializer.deserialize_str(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for KeyIs<'_> {
+        type Value = bool;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a key")
+        }
+
+        fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<bool, E> {
+            Ok(key == self.0)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,5 +306,44 @@ mod tests {
             LazyObject::from_map(json!({"k":1,"j":2}).as_object().unwrap().clone())
         );
         assert_eq!(serde_json::to_value(&edited).unwrap(), json!({"k":1,"j":2}));
+    }
+
+    #[test]
+    fn text_lookup_answers_what_parsed_lookup_answers() {
+        let text = r#" {"a": {"b": [10, {"c": "x", "c": "y"}], "n": null, "f": 1.5},
+                        "e\u0073c": 3, "big": 18446744073709551615, "neg": -2} "#;
+        let doc: Value = serde_json::from_str(text).unwrap();
+        for path in [
+            "", "a", "a.b", "a.b.0", "a.b.1", "a.b.1.c", "a.b.2", "a.n", "a.f", "a.z", "esc",
+            "big", "neg", "a.b.x", "a.f.g", "missing", "a..b", "a.b.01", "a.b.-1",
+        ] {
+            assert_eq!(
+                lookup_text_as::<Value>(text, path),
+                lookup_as::<Value>(&doc, path),
+                "path {path:?}"
+            );
+            assert_eq!(
+                lookup_text_as::<f64>(text, path),
+                lookup_as::<f64>(&doc, path),
+                "path {path:?}"
+            );
+            assert_eq!(
+                lookup_text_as::<u64>(text, path),
+                lookup_as::<u64>(&doc, path),
+                "path {path:?}"
+            );
+            assert_eq!(
+                lookup_text_as::<String>(text, path),
+                lookup_as::<String>(&doc, path),
+                "path {path:?}"
+            );
+        }
+        assert_eq!(
+            lookup_text_as::<String>(text, "a.b.1.c").as_deref(),
+            Some("y")
+        );
+        assert_eq!(lookup_text_as::<f64>("{x", "x"), None);
+        assert_eq!(lookup_text_as::<f64>("", "x"), None);
+        assert_eq!(lookup_text_as::<f64>("[1, 2]", "1"), Some(2.0));
     }
 }

@@ -16,7 +16,9 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ProfilingStrategy,
+};
 
 use crate::plugin::bindings::{self, check::CheckPre, data_source::DataSourcePre};
 use crate::plugin::cache::{ArtifactCache, sha256_hex};
@@ -184,6 +186,10 @@ impl PluginHost {
             .memory_reservation_for_growth(0)
             .memory_guard_size(64 << 10)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        if std::env::var_os("READYD_WASM_PERFMAP").is_some_and(|v| v == "1") {
+            // For profiling plugins: `perf` names guest functions from /tmp/perf-PID.map.
+            wasm.profiler(ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&wasm).map_err(host_error("cannot create the wasm engine"))?;
 
         let mut linker = Linker::<HostState>::new(&engine);
