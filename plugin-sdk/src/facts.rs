@@ -8,7 +8,6 @@ use std::sync::OnceLock;
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use serde_json::value::RawValue;
 
 use crate::PluginError;
 use crate::json;
@@ -27,18 +26,82 @@ pub struct Facts {
     sources: OnceLock<Vec<Source>>,
 }
 
+/// One source's facts: its name and where its text is in the daemon's text (or its value, for
+/// facts built by a test).
 #[derive(Clone)]
 struct Source {
-    name: String,
-    raw: Option<Box<RawValue>>,
+    name: Name,
+    /// Byte range of the source's facts in `Facts::text`.
+    raw: Option<(usize, usize)>,
+    /// Where each top-level member of the source's facts is in `Facts::text`, found on the
+    /// first typed read: a check that reads four facts of a source scans it once.
+    members: OnceLock<Vec<Member>>,
     parsed: OnceLock<Value>,
 }
 
+/// One member of a source's facts object: byte ranges of its quoted key and of its value.
+#[derive(Clone)]
+struct Member {
+    key: (usize, usize),
+    escaped: bool,
+    value: (usize, usize),
+}
+
+/// A source's name: where it is in the daemon's text (no escape, the usual case), or decoded.
+#[derive(Clone)]
+enum Name {
+    At(usize, usize),
+    Owned(String),
+}
+
+impl Name {
+    fn resolve<'a>(&'a self, text: Option<&'a str>) -> &'a str {
+        match self {
+            Name::At(start, end) => text.and_then(|t| t.get(*start..*end)).unwrap_or_default(),
+            Name::Owned(name) => name,
+        }
+    }
+}
+
 impl Source {
-    fn value(&self) -> &Value {
-        self.parsed.get_or_init(|| match &self.raw {
+    fn name<'a>(&'a self, text: Option<&'a str>) -> &'a str {
+        self.name.resolve(text)
+    }
+
+    fn raw<'a>(&self, text: Option<&'a str>) -> Option<&'a str> {
+        let (start, end) = self.raw?;
+        text?.get(start..end)
+    }
+
+    /// The top-level members of the source's facts (none when they are not an object).
+    fn members(&self, text: &str) -> &[Member] {
+        self.members.get_or_init(|| {
+            let Some(raw) = self.raw(Some(text)) else {
+                return Vec::new();
+            };
+            let at = |part: &str| {
+                let start = part.as_ptr() as usize - text.as_ptr() as usize;
+                (start, start + part.len())
+            };
+            let mut members = Vec::new();
+            let complete = json::scan::members(raw, |key, value| {
+                members.push(Member {
+                    key: at(key.quoted()),
+                    escaped: key.escaped(),
+                    value: at(value),
+                });
+            });
+            if complete.is_none() {
+                members.clear();
+            }
+            members
+        })
+    }
+
+    fn value(&self, text: Option<&str>) -> &Value {
+        self.parsed.get_or_init(|| match self.raw(text) {
             // Text that split as a JSON value parses as one.
-            Some(raw) => serde_json::from_str(raw.get()).unwrap_or(Value::Null),
+            Some(raw) => serde_json::from_str(raw).unwrap_or(Value::Null),
             None => Value::Null,
         })
     }
@@ -54,17 +117,18 @@ impl Facts {
     pub fn with_source(mut self, source: impl Into<String>, facts: Value) -> Self {
         let source = source.into();
         self.split();
-        self.text = None;
+        let text = self.text.as_deref();
         let sources = self.sources.get_mut().expect("split above");
         let parsed = OnceLock::from(facts);
-        match sources.iter_mut().find(|s| s.name == source) {
+        match sources.iter_mut().find(|s| s.name(text) == source) {
             Some(existing) => {
                 existing.raw = None;
                 existing.parsed = parsed;
             }
             None => sources.push(Source {
-                name: source,
+                name: Name::Owned(source),
                 raw: None,
+                members: OnceLock::new(),
                 parsed,
             }),
         }
@@ -112,36 +176,61 @@ impl Facts {
         })
     }
 
-    /// The sources, split from the text on first use (each source's facts stay unparsed).
+    /// The sources, split from the text on first use (each source's facts stay unparsed: a
+    /// source is a range of the text).
     fn split(&self) -> &[Source] {
         self.sources.get_or_init(|| {
             let Some(text) = self.text.as_deref() else {
                 return Vec::new();
             };
-            let raw: Vec<(String, Box<RawValue>)> = serde_json::from_str::<indexed::Sources>(text)
-                .map(|s| s.0)
-                .unwrap_or_default();
-            raw.into_iter()
-                .map(|(name, raw)| Source {
+            let base = text.as_ptr() as usize;
+            let at = |part: &str| {
+                let start = part.as_ptr() as usize - base;
+                (start, start + part.len())
+            };
+            let trimmed = text.trim();
+            let mut sources: Vec<Source> = Vec::with_capacity(4);
+            let complete = json::scan::members(trimmed, |key, raw| {
+                let name = match key.plain() {
+                    Some(plain) => {
+                        let (start, end) = at(plain);
+                        Name::At(start, end)
+                    }
+                    None => Name::Owned(key.decode().unwrap_or_default()),
+                };
+                // A repeated key: the last one wins, as in a parsed object.
+                let this = name.resolve(Some(text));
+                sources.retain(|s| s.name(Some(text)) != this);
+                sources.push(Source {
                     name,
-                    raw: Some(raw),
+                    raw: Some(at(raw)),
+                    members: OnceLock::new(),
                     parsed: OnceLock::new(),
-                })
-                .collect()
+                });
+            });
+            // Text that does not split reads as no facts (the daemon never sends that).
+            if complete.is_none() {
+                sources.clear();
+            }
+            sources
         })
+    }
+
+    /// The source named `source`, if it reported anything.
+    fn find(&self, source: &str) -> Option<&Source> {
+        let text = self.text.as_deref();
+        self.split().iter().find(|s| s.name(text) == source)
     }
 
     /// The whole facts object of `source`, if that source reported anything.
     pub fn source(&self, source: &str) -> Option<&Value> {
-        self.split()
-            .iter()
-            .find(|s| s.name == source)
-            .map(Source::value)
+        Some(self.find(source)?.value(self.text.as_deref()))
     }
 
     /// The names of the sources that reported facts.
     pub fn sources(&self) -> impl Iterator<Item = &str> {
-        self.split().iter().map(|s| s.name.as_str())
+        let text = self.text.as_deref();
+        self.split().iter().map(move |s| s.name(text))
     }
 
     /// The raw value at the dotted `path` in `source`'s facts.
@@ -154,20 +243,33 @@ impl Facts {
     /// `None` when the source, the path, or a value of that shape is missing (`null` counts as
     /// missing, as in the daemon's own rules).
     pub fn get<T: DeserializeOwned>(&self, source: &str, path: &str) -> Option<T> {
-        let source = self.split().iter().find(|s| s.name == source)?;
-        match (source.parsed.get(), &source.raw) {
-            // Not parsed: read just the slice the path leads to in the source's text.
-            (None, Some(raw)) => json::lookup_text_as(raw.get(), path),
-            _ => json::lookup_as(source.value(), path),
+        let text = self.text.as_deref();
+        let source = self.find(source)?;
+        let (None, Some(raw), Some(text)) = (source.parsed.get(), source.raw(text), text) else {
+            return json::lookup_as(source.value(text), path);
+        };
+        // Not parsed: read just the slice the path leads to in the source's text, starting
+        // from the source's member index.
+        if path.is_empty() || !raw.starts_with('{') {
+            return json::lookup_text_as(raw, path);
         }
+        let mut segments = path.split('.');
+        let first = segments.next()?;
+        // A repeated key: the last one wins, as in a parsed object.
+        let member = source.members(text).iter().rev().find(|m| {
+            text.get(m.key.0..m.key.1)
+                .is_some_and(|quoted| json::scan::Key::new(quoted, m.escaped).is(first))
+        })?;
+        json::segments_as(text.get(member.value.0..member.value.1)?, segments)
     }
 
     /// The whole document (source name → that source's facts), parsed in full.
     pub fn to_value(&self) -> Value {
+        let text = self.text.as_deref();
         Value::Object(
             self.split()
                 .iter()
-                .map(|s| (s.name.clone(), s.value().clone()))
+                .map(|s| (s.name(text).to_owned(), s.value(text).clone()))
                 .collect(),
         )
     }
@@ -185,40 +287,51 @@ impl PartialEq for Facts {
     }
 }
 
-/// The top-level split: source names in document order with their facts as unparsed JSON.
-mod indexed {
-    use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
-    use serde_json::value::RawValue;
-
-    pub(super) struct Sources(pub(super) Vec<(String, Box<RawValue>)>);
-
-    impl<'de> Deserialize<'de> for Sources {
-        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-            struct Split;
-            impl<'de> Visitor<'de> for Split {
-                type Value = Sources;
-                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                    f.write_str("an object keyed by data source")
-                }
-                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Sources, A::Error> {
-                    let mut out: Vec<(String, Box<RawValue>)> = Vec::new();
-                    while let Some((name, raw)) = map.next_entry::<String, Box<RawValue>>()? {
-                        // A repeated key: the last one wins, as in a parsed object.
-                        out.retain(|(n, _)| *n != name);
-                        out.push((name, raw));
-                    }
-                    Ok(Sources(out))
-                }
-            }
-            deserializer.deserialize_map(Split)
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn member_index_reads_agree_with_parsed_facts() {
+        let text = r#" {"git": [1, {"a": 2}], "prometheus": {"slo": {"x": 1, "y": [3, 4]},
+            "slo": {"x": 5}, "e\u0073c": 2, "": {"": 3, "n": null}, "f": 1.5, "s": "t,}"},
+            "p\u0061gerduty": {"oncall": true}} "#;
+        let wire = Facts::from_wire(text.to_owned()).unwrap();
+        let parsed = Facts::parse(text).unwrap();
+        for source in ["git", "prometheus", "pagerduty", "missing"] {
+            for path in [
+                "",
+                "slo",
+                "slo.x",
+                "slo.y",
+                "slo.y.1",
+                "slo.y.2",
+                "slo.",
+                "esc",
+                "e\\u0073c",
+                ".",
+                "..",
+                ".n",
+                "f",
+                "f.g",
+                "s",
+                "0",
+                "1.a",
+                "missing",
+                "oncall",
+            ] {
+                assert_eq!(
+                    wire.get::<Value>(source, path),
+                    parsed.get::<Value>(source, path),
+                    "{source} {path:?}"
+                );
+            }
+        }
+        assert_eq!(wire.get::<u8>("prometheus", "slo.x"), Some(5));
+        assert_eq!(wire.get::<u8>("prometheus", "."), Some(3));
+        assert_eq!(wire.get::<bool>("pagerduty", "oncall"), Some(true));
+    }
 
     #[test]
     fn typed_reads_of_wire_facts_parse_nothing_and_agree_with_parsed_facts() {

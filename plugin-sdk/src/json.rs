@@ -138,15 +138,27 @@ pub(crate) fn lookup_in_as<T: DeserializeOwned>(
 
 /// The value at `path` inside the JSON `text`, converted to `T`: what [`lookup_as`] answers on
 /// the parsed text, found without building it. Each segment is found by scanning its object
-/// (or array) and skipping the other members, so nothing is allocated but `T`; a check that
-/// reads three facts of a source reads three small slices instead of parsing the source into a
-/// tree of maps. A duplicate key finds its last value, as parsing does.
+/// (or array) and skipping the other members byte by byte ([`scan`]), so nothing is allocated
+/// but `T`; a check that reads three facts of a source reads three small slices instead of
+/// parsing the source into a tree of maps. A duplicate key finds its last value, as parsing
+/// does. On text that is not JSON the answer is `None` or a value the text's shape suggests;
+/// the daemon only ever sends JSON.
 pub(crate) fn lookup_text_as<T: DeserializeOwned>(text: &str, path: &str) -> Option<T> {
+    if path.is_empty() {
+        segments_as(text, std::iter::empty())
+    } else {
+        segments_as(text, path.split('.'))
+    }
+}
+
+/// [`lookup_text_as`] with the path already split into its segments.
+pub(crate) fn segments_as<'s, T: DeserializeOwned>(
+    text: &str,
+    segments: impl Iterator<Item = &'s str>,
+) -> Option<T> {
     let mut raw = text.trim();
-    if !path.is_empty() {
-        for segment in path.split('.') {
-            raw = child(raw, segment)?;
-        }
+    for segment in segments {
+        raw = child(raw, segment)?;
     }
     if raw == "null" {
         return None;
@@ -156,95 +168,217 @@ pub(crate) fn lookup_text_as<T: DeserializeOwned>(text: &str, path: &str) -> Opt
 
 /// The text of `segment` inside the JSON text `raw` (an object's key, or an array's index).
 pub(crate) fn child<'a>(raw: &'a str, segment: &str) -> Option<&'a str> {
-    use serde::Deserializer as _;
-    let mut de = serde_json::Deserializer::from_str(raw);
-    let found = match raw.as_bytes().first()? {
-        b'{' => de.deserialize_map(seek::Key(segment)).ok()?,
-        b'[' => de
-            .deserialize_seq(seek::Index(segment.parse::<usize>().ok()?))
-            .ok()?,
-        _ => None,
-    };
-    found.map(serde_json::value::RawValue::get)
-}
-
-/// Visitors that find one member of a JSON container and skip the rest unparsed.
-mod seek {
-    use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-    use serde_json::value::RawValue;
-
-    /// Finds the (last) value of an object key.
-    pub(super) struct Key<'k>(pub(super) &'k str);
-
-    impl<'de> Visitor<'de> for Key<'_> {
-        type Value = Option<&'de RawValue>;
-
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("an object")
-        }
-
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+    match raw.as_bytes().first()? {
+        b'{' => {
             let mut found = None;
-            while let Some(same) = map.next_key_seed(KeyIs(self.0))? {
-                if same {
-                    found = Some(map.next_value::<&'de RawValue>()?);
-                } else {
-                    map.next_value::<IgnoredAny>()?;
+            scan::members(raw, |key, value| {
+                if key.is(segment) {
+                    found = Some(value);
                 }
-            }
-            Ok(found)
+            })?;
+            found
         }
-    }
-
-    /// Finds the element at an index of an array.
-    pub(super) struct Index(pub(super) usize);
-
-    impl<'de> Visitor<'de> for Index {
-        type Value = Option<&'de RawValue>;
-
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("an array")
-        }
-
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        b'[' => {
+            let wanted = segment.parse::<usize>().ok()?;
             let mut found = None;
             let mut at = 0;
-            loop {
-                if at == self.0 {
-                    match seq.next_element::<&'de RawValue>()? {
-                        Some(raw) => found = Some(raw),
-                        None => break,
-                    }
-                } else if seq.next_element::<IgnoredAny>()?.is_none() {
-                    break;
+            scan::elements(raw, |value| {
+                if at == wanted {
+                    found = Some(value);
                 }
                 at += 1;
+            })?;
+            found
+        }
+        _ => None,
+    }
+}
+
+/// A structural scanner over JSON text: finds where keys and values begin and end without
+/// decoding them (the SDK's hot path: a warm check call reads a few facts out of a few hundred
+/// bytes). It trusts the text to be JSON, as the daemon's always is, and never panics on text
+/// that is not: a shape it cannot follow ends the scan with `None`.
+pub(crate) mod scan {
+    /// An object key as it appears in the text (between its quotes).
+    #[derive(Clone, Copy)]
+    pub(crate) struct Key<'a> {
+        /// The quoted key, quotes included.
+        quoted: &'a str,
+        escaped: bool,
+    }
+
+    impl<'a> Key<'a> {
+        /// The key as it appears in a text, quotes included; `escaped` when it holds a `\\`.
+        pub(crate) fn new(quoted: &'a str, escaped: bool) -> Self {
+            Key { quoted, escaped }
+        }
+
+        /// The key as it appears in the text, quotes included.
+        pub(crate) fn quoted(&self) -> &'a str {
+            self.quoted
+        }
+
+        /// Whether the key holds an escape.
+        pub(crate) fn escaped(&self) -> bool {
+            self.escaped
+        }
+
+        /// Whether this key, unescaped, is `name`.
+        pub(crate) fn is(&self, name: &str) -> bool {
+            if self.escaped {
+                serde_json::from_str::<String>(self.quoted).is_ok_and(|key| key == name)
+            } else {
+                self.quoted.get(1..self.quoted.len() - 1) == Some(name)
             }
-            Ok(found)
+        }
+
+        /// The key, unescaped; `None` for an escape that is not JSON.
+        pub(crate) fn decode(&self) -> Option<String> {
+            if self.escaped {
+                serde_json::from_str(self.quoted).ok()
+            } else {
+                self.quoted.get(1..self.quoted.len() - 1).map(str::to_owned)
+            }
+        }
+
+        /// The key's text without its quotes, when it holds no escape (no decoding needed).
+        pub(crate) fn plain(&self) -> Option<&'a str> {
+            (!self.escaped)
+                .then(|| self.quoted.get(1..self.quoted.len() - 1))
+                .flatten()
         }
     }
 
-    /// Reads a key and answers whether it is the one sought, without allocating it (an
-    /// escaped key is compared after unescaping, as parsing would).
-    struct KeyIs<'k>(&'k str);
-
-    impl<'de> DeserializeSeed<'de> for KeyIs<'_> {
-        type Value = bool;
-
-        fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
-            deserializer.deserialize_str(self)
+    /// Calls `each(key, value text)` for every member of the object `raw` (which starts with
+    /// `{`), in order; `None` when the text is not an object.
+    pub(crate) fn members<'a>(raw: &'a str, mut each: impl FnMut(Key<'a>, &'a str)) -> Option<()> {
+        let b = raw.as_bytes();
+        if b.first() != Some(&b'{') {
+            return None;
+        }
+        let mut i = ws(b, 1);
+        if b.get(i) == Some(&b'}') {
+            return Some(());
+        }
+        loop {
+            if b.get(i) != Some(&b'"') {
+                return None;
+            }
+            let (end, escaped) = string(b, i)?;
+            let key = Key {
+                quoted: raw.get(i..end)?,
+                escaped,
+            };
+            i = ws(b, end);
+            if b.get(i) != Some(&b':') {
+                return None;
+            }
+            let start = ws(b, i + 1);
+            let stop = value(b, start)?;
+            each(key, raw.get(start..stop)?);
+            i = ws(b, stop);
+            match b.get(i)? {
+                b',' => i = ws(b, i + 1),
+                b'}' => return Some(()),
+                _ => return None,
+            }
         }
     }
 
-    impl<'de> Visitor<'de> for KeyIs<'_> {
-        type Value = bool;
-
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a key")
+    /// Calls `each(value text)` for every element of the array `raw` (which starts with `[`).
+    pub(crate) fn elements<'a>(raw: &'a str, mut each: impl FnMut(&'a str)) -> Option<()> {
+        let b = raw.as_bytes();
+        if b.first() != Some(&b'[') {
+            return None;
         }
+        let mut i = ws(b, 1);
+        if b.get(i) == Some(&b']') {
+            return Some(());
+        }
+        loop {
+            let stop = value(b, i)?;
+            each(raw.get(i..stop)?);
+            i = ws(b, stop);
+            match b.get(i)? {
+                b',' => i = ws(b, i + 1),
+                b']' => return Some(()),
+                _ => return None,
+            }
+        }
+    }
 
-        fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<bool, E> {
-            Ok(key == self.0)
+    /// The first byte at or after `i` that is not JSON whitespace.
+    fn ws(b: &[u8], mut i: usize) -> usize {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = b.get(i) {
+            i += 1;
+        }
+        i
+    }
+
+    /// The end (one past the closing quote) of the string whose opening quote is at `i`, and
+    /// whether it holds an escape.
+    fn string(b: &[u8], i: usize) -> Option<(usize, bool)> {
+        let mut j = i + 1;
+        let mut escaped = false;
+        loop {
+            let k = j + b.get(j..)?.iter().position(|&c| c == b'"' || c == b'\\')?;
+            if b[k] == b'"' {
+                return Some((k + 1, escaped));
+            }
+            escaped = true;
+            j = k + 2;
+        }
+    }
+
+    /// The bytes a container scan stops at: quotes and brackets.
+    const STRUCTURAL: [bool; 256] = {
+        let mut table = [false; 256];
+        table[b'"' as usize] = true;
+        table[b'{' as usize] = true;
+        table[b'[' as usize] = true;
+        table[b'}' as usize] = true;
+        table[b']' as usize] = true;
+        table
+    };
+
+    /// The end of the value that starts at `i`.
+    fn value(b: &[u8], i: usize) -> Option<usize> {
+        match *b.get(i)? {
+            b'"' => string(b, i).map(|(end, _)| end),
+            b'{' | b'[' => {
+                let mut depth = 0usize;
+                let mut j = i;
+                loop {
+                    // Only quotes and brackets matter inside a container.
+                    j += b
+                        .get(j..)?
+                        .iter()
+                        .position(|&c| STRUCTURAL[usize::from(c)])?;
+                    match b[j] {
+                        b'"' => {
+                            j = string(b, j)?.0;
+                            continue;
+                        }
+                        b'{' | b'[' => depth += 1,
+                        _ => {
+                            depth -= 1;
+                            if depth == 0 {
+                                return Some(j + 1);
+                            }
+                        }
+                    }
+                    j += 1;
+                }
+            }
+            b',' | b'}' | b']' | b':' => None,
+            _ => {
+                // A number, `true`, `false` or `null`: up to the next delimiter.
+                let len = b[i..]
+                    .iter()
+                    .position(|c| matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))
+                    .unwrap_or(b.len() - i);
+                Some(i + len)
+            }
         }
     }
 }
@@ -345,5 +479,90 @@ mod tests {
         assert_eq!(lookup_text_as::<f64>("{x", "x"), None);
         assert_eq!(lookup_text_as::<f64>("", "x"), None);
         assert_eq!(lookup_text_as::<f64>("[1, 2]", "1"), Some(2.0));
+    }
+
+    mod scanner {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn document() -> impl Strategy<Value = Value> {
+            let key = prop::sample::select(vec!["a", "b", "c", "0", "1", "k\"q", "é", "t\\u", ""]);
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                any::<f64>()
+                    .prop_filter("finite", |f| f.is_finite())
+                    .prop_map(Value::from),
+                "[a-z\"\\\\{}\\[\\],: é\n]{0,8}".prop_map(Value::from),
+            ];
+            leaf.prop_recursive(4, 40, 6, move |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..5).prop_map(Value::from),
+                    prop::collection::vec((key.clone(), inner), 0..6).prop_map(|members| {
+                        Value::Object(
+                            members
+                                .into_iter()
+                                .map(|(k, v)| (k.to_owned(), v))
+                                .collect(),
+                        )
+                    }),
+                ]
+            })
+        }
+
+        /// Every path to a value of `doc`, plus one missing segment under each container.
+        fn paths(doc: &Value, prefix: &str, out: &mut Vec<String>) {
+            let join = |segment: &str| {
+                if prefix.is_empty() {
+                    segment.to_owned()
+                } else {
+                    format!("{prefix}.{segment}")
+                }
+            };
+            match doc {
+                Value::Object(map) => {
+                    for (key, value) in map {
+                        if !key.contains('.') {
+                            out.push(join(key));
+                            paths(value, &join(key), out);
+                        }
+                    }
+                    out.push(join("missing"));
+                }
+                Value::Array(items) => {
+                    for (i, value) in items.iter().enumerate() {
+                        out.push(join(&i.to_string()));
+                        paths(value, &join(&i.to_string()), out);
+                    }
+                    out.push(join(&items.len().to_string()));
+                }
+                _ => out.push(join("0")),
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn text_lookup_agrees_with_parsed_lookup(doc in document()) {
+                let mut all = vec![String::new()];
+                paths(&doc, "", &mut all);
+                for text in [doc.to_string(), serde_json::to_string_pretty(&doc).unwrap()] {
+                    // Compared with the parse of the same text (floats need not round-trip).
+                    let parsed: Value = serde_json::from_str(&text).unwrap();
+                    for path in &all {
+                        prop_assert_eq!(
+                            lookup_text_as::<Value>(&text, path),
+                            lookup_as::<Value>(&parsed, path),
+                            "path {:?} in {}", path, text
+                        );
+                    }
+                }
+            }
+
+            #[test]
+            fn text_lookup_never_panics_on_any_text(text in ".{0,40}", path in "[a-z0-9.]{0,6}") {
+                let _ = lookup_text_as::<Value>(&text, &path);
+            }
+        }
     }
 }

@@ -899,3 +899,41 @@ async fn a_plugin_built_against_another_contract_version_is_refused() {
         "plugin `future`: built against readyd:plugin@0.9.0; this daemon serves readyd:plugin@0.1.0"
     );
 }
+
+#[test]
+fn plugins_load_where_address_space_is_limited() {
+    // Each pooled memory slot normally reserves 4 GiB of address space (no bounds checks in
+    // guest code): about 800 GB for the default pool. Under a 128 GiB `ulimit -v` that is
+    // refused and the host falls back to slots of `max_memory_mb`; the plugin still loads,
+    // passes its smoke test and answers.
+    let dir = temp_dir();
+    manifest(
+        dir.path(),
+        "noop",
+        PluginKind::Check,
+        artifacts::FIXTURE_NOOP_CHECK,
+        "",
+    );
+    let entity_file = write_file(
+        dir.path(),
+        "entity.yaml",
+        "identifier: payments\nkind: service\ntitle: Payments\n",
+    );
+    let output = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -v 134217728 && exec \"$0\" \"$@\"")
+        .arg(readyd_tests::readyd_bin())
+        .args(["plugin", "run"])
+        .arg(dir.path().join("noop.toml"))
+        .arg("--entity")
+        .arg(&entity_file)
+        .output()
+        .expect("run readyd under ulimit -v");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{said}");
+    assert!(said.contains("\"pass\""), "{said}");
+}

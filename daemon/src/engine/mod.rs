@@ -356,9 +356,7 @@ impl Engine {
             })
             .await;
         let plan = self.plan_for(&outcome, now);
-        for evaluated in &outcome {
-            evaluated.write_into(&mut batch);
-        }
+        pass::write_all(&outcome, &mut batch);
         plan.apply_to(&mut batch);
         self.commit(batch, Durability::Immediate).await?;
         let mut state = self.write();
@@ -458,11 +456,7 @@ impl Engine {
     fn plan_for(&self, outcome: &[Evaluated], now: Timestamp) -> crate::automation::Plan {
         let state = self.read();
         let ctx = self.automation_context(&state);
-        let mut plan = crate::automation::Plan::default();
-        for evaluated in outcome {
-            plan.extend(actions::plan_evaluation(&ctx, &state, evaluated, now));
-        }
-        plan
+        plan_all(&ctx, &state, outcome, now)
     }
 
     fn automation_context<'a>(&'a self, state: &'a State) -> actions::Context<'a> {
@@ -529,4 +523,25 @@ impl Engine {
             EngineError::Unavailable(format!("the state could not be saved: {e}"))
         })
     }
+}
+
+/// The tasks, events and notifications of every evaluated entity, in order; planned on every
+/// core when there are many (a first evaluation plans a task for each failing rule).
+fn plan_all(
+    ctx: &actions::Context<'_>,
+    state: &State,
+    outcome: &[Evaluated],
+    now: Timestamp,
+) -> crate::automation::Plan {
+    let mut plan = crate::automation::Plan::default();
+    for part in pass::chunked(outcome, 512, |part| {
+        let mut plan = crate::automation::Plan::default();
+        for evaluated in part {
+            plan.extend(actions::plan_evaluation(ctx, state, evaluated, now));
+        }
+        plan
+    }) {
+        plan.extend(part);
+    }
+    plan
 }

@@ -125,33 +125,58 @@ fn evaluate_blocking(
     only: Option<&BTreeSet<String>>,
 ) -> Vec<Evaluated> {
     let work: Vec<(Inputs, EntityChecks)> = inputs.into_iter().zip(checks).collect();
+    chunked(&work, 256, |part| {
+        part.iter()
+            .map(|(i, c)| evaluate_one(standards, i, c, now, only))
+            .collect::<Vec<_>>()
+    })
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// `work` over consecutive chunks of `items`, one chunk per core (at most 8) when every core
+/// gets at least `min_chunk` items, else in one piece on this thread; the chunks' answers in
+/// order. For the CPU-bound steps of a large pass: evaluating, planning, encoding.
+pub(crate) fn chunked<T: Sync, R: Send>(
+    items: &[T],
+    min_chunk: usize,
+    work: impl Fn(&[T]) -> R + Sync,
+) -> Vec<R> {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
-        .min(8);
-    if work.len() < 512 || threads == 1 {
-        return work
-            .iter()
-            .map(|(i, c)| evaluate_one(standards, i, c, now, only))
-            .collect();
+        .min(8)
+        .min(items.len() / min_chunk.max(1));
+    if threads <= 1 {
+        return vec![work(items)];
     }
-    let chunk = work.len().div_ceil(threads);
+    let chunk = items.len().div_ceil(threads);
+    let work = &work;
     std::thread::scope(|scope| {
-        let handles: Vec<_> = work
+        let handles: Vec<_> = items
             .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|(i, c)| evaluate_one(standards, i, c, now, only))
-                        .collect::<Vec<_>>()
-                })
-            })
+            .map(|part| scope.spawn(move || work(part)))
             .collect();
         handles
             .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
             .collect()
     })
+}
+
+/// Add every evaluated entity's changes to `batch`, in order; the encoding runs on every core
+/// when there are many (a full pass encodes tens of thousands of results).
+pub fn write_all(outcome: &[Evaluated], batch: &mut WriteBatch) {
+    for part in chunked(outcome, 512, |part| {
+        let mut batch = WriteBatch::new();
+        for evaluated in part {
+            evaluated.write_into(&mut batch);
+        }
+        batch
+    }) {
+        batch.append(part);
+    }
 }
 
 fn evaluate_one(

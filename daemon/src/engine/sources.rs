@@ -3,10 +3,11 @@
 //! A source that fails leaves the previous facts in place, marked stale with the reason (their
 //! `collected_at` shows their age).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::model::{FactRecord, JsonObject};
+use crate::model::{EntityFacts, FactRecord, JsonObject};
 use crate::plugin::{Plugin, PluginKind};
 use crate::store::{Durability, WriteBatch};
 
@@ -174,50 +175,62 @@ impl Engine {
         let _guard = self.inner.ops.lock().await;
         let mut batch = WriteBatch::new();
         let mut changed_ids = Vec::new();
-        let mut fresh = Vec::new();
+        // The facts each changed entity is evaluated with, built once: installed as they are
+        // after the commit (no record is copied more than once).
+        let mut changed_facts: HashMap<String, Arc<EntityFacts>> = HashMap::new();
+        let mut unchanged = Vec::new();
         {
             let state = self.read();
             for (id, record) in records {
                 if !state.entities.contains_key(&id) {
                     continue;
                 }
-                let previous = state.facts.get(&id).and_then(|f| f.get(&record.source));
+                let current = state.facts.get(&id);
+                let previous = current.and_then(|f| f.get(&record.source));
                 let same = previous.is_some_and(|p| p.facts == record.facts);
                 if !same {
                     batch.put_facts(&id, &record);
+                    let mut facts: EntityFacts = current
+                        .map(|f| {
+                            f.iter()
+                                .filter(|(source, _)| **source != record.source)
+                                .map(|(source, r)| (source.clone(), r.clone()))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    facts.insert(record.source.clone(), record);
                     changed_ids.push(id.clone());
-                } else if previous.is_some_and(|p| p.stale_reason.is_some()) {
+                    changed_facts.insert(id, Arc::new(facts));
+                    continue;
+                }
+                if previous.is_some_and(|p| p.stale_reason.is_some()) {
                     // Fresh again: record the new collection time so the age is right.
                     batch.put_facts(&id, &record);
                 }
-                fresh.push((id, record));
+                unchanged.push((id, record));
             }
         }
         let now = self.now();
-        let outcome = {
-            let fresh_map: std::collections::HashMap<String, FactRecord> = fresh
-                .iter()
-                .map(|(id, r)| (id.clone(), r.clone()))
-                .collect();
-            self.evaluate_ids_with(&changed_ids, move |state, id| {
+        let outcome = self
+            .evaluate_ids_with(&changed_ids, |state, id| {
                 let mut inputs = super::pass::Inputs::gather(state, id)?;
-                if let Some(r) = fresh_map.get(id) {
-                    Arc::make_mut(&mut inputs.facts).insert(r.source.clone(), r.clone());
+                if let Some(facts) = changed_facts.get(id) {
+                    inputs.facts = facts.clone();
                 }
                 Some(inputs)
             })
-            .await
-        };
+            .await;
         let plan = self.plan_for(&outcome, now);
-        for e in &outcome {
-            e.write_into(&mut batch);
-        }
+        super::pass::write_all(&outcome, &mut batch);
         plan.apply_to(&mut batch);
         self.commit(batch, Durability::Eventual).await?;
         let n = changed_ids.len();
         {
             let mut state = self.write();
-            for (id, record) in fresh {
+            for (id, facts) in changed_facts {
+                state.facts.insert(id, facts);
+            }
+            for (id, record) in unchanged {
                 Arc::make_mut(state.facts.entry(id).or_default())
                     .insert(record.source.clone(), record);
             }

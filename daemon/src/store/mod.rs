@@ -98,6 +98,11 @@ struct Inner {
     label: String,
     path: Option<PathBuf>,
     options: StoreOptions,
+    /// Fact history entries stored per series (entity and source), as the single writer
+    /// counted them: lets a put skip counting the series in the file (see
+    /// `Tables::note_fact_history`). Emptied whenever a transaction fails or history is
+    /// deleted; a series missing here is counted from the file on its next put.
+    history_counts: std::sync::Mutex<batch::HistoryCounts>,
 }
 
 impl std::fmt::Debug for Store {
@@ -221,6 +226,7 @@ impl Store {
                 label,
                 path,
                 options,
+                history_counts: Default::default(),
             }),
         })
     }
@@ -291,9 +297,19 @@ impl Store {
             Durability::Eventual => redb::Durability::None,
         })
         .ctx(label, "*", "set_durability")?;
+        // The single writer holds this for the whole transaction.
+        let mut counts = self
+            .inner
+            .history_counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let applied = (|| {
-            let mut tables =
-                batch::Tables::open(&txn, label, self.inner.options.fact_history_limit)?;
+            let mut tables = batch::Tables::open(
+                &txn,
+                label,
+                self.inner.options.fact_history_limit,
+                &mut counts,
+            )?;
             batches
                 .iter()
                 .map(|batch| tables.apply(batch))
@@ -301,7 +317,10 @@ impl Store {
         })();
         match applied {
             Ok(mut all) => {
-                txn.commit().ctx(label, "*", "commit")?;
+                if let Err(e) = txn.commit() {
+                    counts.clear();
+                    return Err(e).ctx(label, "*", "commit");
+                }
                 for stats in &mut all {
                     stats.durability = durability;
                     stats.group_size = batches.len();
@@ -309,6 +328,7 @@ impl Store {
                 Ok(all)
             }
             Err(error) => {
+                counts.clear();
                 if let Err(abort) = txn.abort() {
                     tracing::warn!(file = label, error = %abort, "aborting a failed write transaction failed");
                 }
@@ -465,12 +485,18 @@ impl Store {
         Ok(records.into_iter().map(|r| (r.source.clone(), r)).collect())
     }
 
-    /// The kept facts of one (entity, source), oldest first (the last one is the latest).
+    /// The kept facts of one (entity, source), oldest first (the last one is the latest): the
+    /// newest `fact_history_limit` (the file may hold a few older ones until the next trim).
     pub fn fact_history(&self, entity: &str, source: &str) -> Result<Vec<FactRecord>, StoreError> {
-        match compose("facts_history", &[entity, source]) {
-            Ok(series) => self.collect_prefix(FACTS_HISTORY, &series),
-            Err(_) => Ok(Vec::new()),
-        }
+        let Ok(series) = compose("facts_history", &[entity, source]) else {
+            return Ok(Vec::new());
+        };
+        let mut history: Vec<FactRecord> = self.collect_prefix(FACTS_HISTORY, &series)?;
+        let excess = history
+            .len()
+            .saturating_sub(self.inner.options.fact_history_limit.max(1));
+        history.drain(..excess);
+        Ok(history)
     }
 
     /// The results of an entity, by scorecard identifier.

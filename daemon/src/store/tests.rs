@@ -306,35 +306,64 @@ fn a_batch_with_an_invalid_key_is_refused_before_writing() {
 
 #[test]
 fn fact_history_is_bounded_per_entity_and_source() {
-    let store = Store::in_memory_with(StoreOptions {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("history.redb");
+    let options = StoreOptions {
         fact_history_limit: 3,
         ..StoreOptions::default()
-    })
-    .unwrap();
-    let mut trimmed = 0;
-    for n in 0..5 {
+    };
+    let store = Store::open(&path, options.clone()).unwrap();
+    let put = |store: &Store, n: i64| {
         let mut batch = WriteBatch::new();
         batch
             .put_facts("pay", &facts("git", n, at(n * 60)))
             .put_facts("pay", &facts("pagerduty", n, at(n * 60)));
-        trimmed += store
+        store
             .commit(batch, Durability::Eventual)
             .unwrap()
-            .facts_history_trimmed;
+            .facts_history_trimmed
+    };
+    let kept = |store: &Store| -> Vec<i64> {
+        store
+            .fact_history("pay", "git")
+            .unwrap()
+            .iter()
+            .map(|f| f.facts["n"].as_i64().unwrap())
+            .collect()
+    };
+    // Limit 3: the file keeps up to 3 + 2 entries per series; the sixth put trims each series
+    // back to the newest 3. Reads always answer the newest 3.
+    let mut trimmed = 0;
+    for n in 0..5 {
+        trimmed += put(&store, n);
+        assert!(kept(&store).len() <= 3);
     }
-    assert_eq!(trimmed, 4);
-    let history = store.fact_history("pay", "git").unwrap();
-    let kept: Vec<_> = history
-        .iter()
-        .map(|f| f.facts["n"].as_i64().unwrap())
-        .collect();
-    assert_eq!(kept, vec![2, 3, 4]);
+    assert_eq!(trimmed, 0);
+    assert_eq!(kept(&store), vec![2, 3, 4]);
+    assert_eq!(store.counts().unwrap().fact_history, 10);
+    assert_eq!(put(&store, 5), 6);
+    assert_eq!(store.counts().unwrap().fact_history, 6);
+    assert_eq!(kept(&store), vec![3, 4, 5]);
+    for n in 6..8 {
+        assert_eq!(put(&store, n), 0);
+    }
+    assert_eq!(kept(&store), vec![5, 6, 7]);
+
+    // Reopened, the writer counts each series from the file again and the bound holds.
+    drop(store);
+    let store = Store::open(&path, options).unwrap();
+    assert_eq!(kept(&store), vec![5, 6, 7]);
+    assert_eq!(put(&store, 8), 6);
+    assert_eq!(kept(&store), vec![6, 7, 8]);
+    assert_eq!(put(&store, 9), 0);
+    assert_eq!(store.counts().unwrap().fact_history, 8);
+    assert_eq!(kept(&store), vec![7, 8, 9]);
     let latest = store.facts("pay").unwrap();
     assert_eq!(latest.len(), 2);
-    assert_eq!(latest["git"], facts("git", 4, at(240)));
+    assert_eq!(latest["git"], facts("git", 9, at(540)));
 
     // Putting the same collection again (marked stale) replaces its history entry.
-    let mut stale = facts("git", 4, at(240));
+    let mut stale = facts("git", 9, at(540));
     stale.stale_reason = Some("plugin timed out".into());
     let mut batch = WriteBatch::new();
     batch.put_facts("pay", &stale);
@@ -342,6 +371,7 @@ fn fact_history_is_bounded_per_entity_and_source() {
     let history = store.fact_history("pay", "git").unwrap();
     assert_eq!(history.len(), 3);
     assert_eq!(history.last(), Some(&stale));
+    assert_eq!(store.counts().unwrap().fact_history, 8);
     assert_eq!(store.facts("pay").unwrap()["git"], stale);
 }
 
