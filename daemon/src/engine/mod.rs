@@ -321,15 +321,22 @@ impl Engine {
         let _guard = self.inner.ops.lock().await;
         let now = self.now();
         let mut batch = WriteBatch::new();
-        let tick_plan = {
-            let state = self.read();
+        // Planning the tick walks every open task, exemption and initiative (tens of
+        // milliseconds at 10,000 entities): on a blocking thread, so the runtime's workers keep
+        // answering requests meanwhile (on a worker it stalled one in two requests' worth of
+        // tasks every 5 s).
+        let engine = self.clone();
+        let tick_plan = tokio::task::spawn_blocking(move || {
+            let state = engine.read();
             actions::plan_tick(
-                &self.automation_context(&state),
+                &engine.automation_context(&state),
                 &state,
-                &self.inner.store,
+                &engine.inner.store,
                 now,
             )
-        };
+        })
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
         let expired: Vec<crate::model::Exemption> =
             tick_plan.expired_exemptions().cloned().collect();
         let reevaluate: Vec<String> = expired.iter().map(|e| e.entity.clone()).collect();

@@ -1,9 +1,12 @@
 //! Answers to reads, from the in-memory state (and the store for history).
 
+use std::sync::Arc;
+
 use crate::model::{
     EntityFacts, Exemption, ExemptionStatus, LevelChange, ScorecardResult, Task, TierRequest,
     TierRequestStatus,
 };
+use crate::standards::Standards;
 use crate::store::EntityOrigin;
 
 use super::state::State;
@@ -64,19 +67,34 @@ impl Engine {
 
     /// `GET /v1/scorecards`.
     pub fn scorecards(&self) -> Vec<ScorecardView> {
-        let state = self.read();
-        state
-            .standards
+        let (standards, results) = self.results_snapshot();
+        standards
             .scorecards
             .iter()
-            .map(|s| scorecard_view(&state, &s.identifier).expect("listed scorecard exists"))
+            .map(|s| {
+                scorecard_view(&standards, &results, &s.identifier)
+                    .expect("listed scorecard exists")
+            })
             .collect()
     }
 
     /// `GET /v1/scorecards/{id}`.
     pub fn scorecard(&self, id: &str) -> Result<ScorecardView> {
-        scorecard_view(&self.read(), id)
+        let (standards, results) = self.results_snapshot();
+        scorecard_view(&standards, &results, id)
             .ok_or_else(|| EngineError::NotFound(format!("no scorecard `{id}`")))
+    }
+
+    /// The standards and every entity's results, taken under the state's read lock in about a
+    /// millisecond (pointers, not copies), for an aggregation that then runs without the lock:
+    /// aggregating 10,000 entities takes tens of milliseconds, and a writer waiting for the lock
+    /// that long would hold up every reader behind it.
+    fn results_snapshot(&self) -> (Arc<Standards>, Vec<Arc<Vec<ScorecardResult>>>) {
+        let state = self.read();
+        (
+            state.standards.clone(),
+            state.results.values().cloned().collect(),
+        )
     }
 
     /// `GET /v1/scores`.
@@ -344,13 +362,17 @@ fn entity_view(state: &State, id: &str) -> Option<EntityView> {
     })
 }
 
-fn scorecard_view(state: &State, id: &str) -> Option<ScorecardView> {
-    let card = state.standards.scorecard(id)?;
+fn scorecard_view(
+    standards: &Standards,
+    results: &[Arc<Vec<ScorecardResult>>],
+    id: &str,
+) -> Option<ScorecardView> {
+    let card = standards.scorecard(id)?;
     let mut counts = vec![0usize; card.levels.len()];
     let mut passing = vec![0usize; card.rules.len()];
     let mut applicable = vec![0usize; card.rules.len()];
     let mut entities = 0;
-    for result in state.results.values().flat_map(|r| r.iter()) {
+    for result in results.iter().flat_map(|r| r.iter()) {
         if result.scorecard != card.identifier {
             continue;
         }
