@@ -88,7 +88,7 @@ impl Plan {
                 peer_runs: 5,
                 eval_runs: 15,
                 pass_runs: 10,
-                wasm_runs: 5,
+                wasm_runs: 9,
                 plugin: plugins::PluginRuns {
                     cold: 3,
                     cached: 10,

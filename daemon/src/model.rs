@@ -6,6 +6,7 @@
 //! This module must never do I/O.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// An interned name (rule identifiers, level titles): `Copy`, compared and hashed as its text,
 /// kept for the life of the process. The set of names is the standards' vocabulary, so it stays
@@ -136,10 +137,11 @@ pub struct RuleResult {
     /// Why, in plain words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    /// Structured details from a check plugin (boxed: a JSON value is 80 bytes inline, and
-    /// most results have none).
+    /// Structured details from a check plugin (behind a pointer: a JSON value is 80 bytes
+    /// inline and most results have none; shared, so a result takes the plugin's details
+    /// without copying them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub details: Option<Box<serde_json::Value>>,
+    pub details: Option<Arc<serde_json::Value>>,
     /// Weight of the rule in `score`.
     pub weight: f64,
     /// When it was evaluated.
@@ -189,8 +191,9 @@ pub struct CheckOutcome {
     pub status: RuleStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Structured details (shared with the results made from this outcome).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub details: Option<serde_json::Value>,
+    pub details: Option<Arc<serde_json::Value>>,
 }
 
 /// Lifecycle of an exemption.

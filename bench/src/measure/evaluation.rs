@@ -7,15 +7,16 @@
 //! engine), then evaluate with their outcomes. It never calls the engine, so these rows exist
 //! whatever state the engine is in.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context as _, anyhow};
-use readyd::eval::{self, CheckResults, EvalInput, NoChecks};
-use readyd::model::{CheckOutcome, Entity, EntityFacts, RuleStatus, ScorecardResult, Timestamp};
-use readyd::plugin::{CheckInput, Plugin, PluginHost};
+use readyd::engine::{self, Inputs};
+use readyd::eval::{self, EvalInput, NoChecks};
+use readyd::model::{Entity, EntityFacts, RuleStatus, ScorecardResult, Timestamp};
+use readyd::plugin::{Plugin, PluginHost, PluginRegistry};
 use readyd::standards::Standards;
 use readyd::store::{Durability, Store, StoreOptions, WriteBatch};
 
@@ -23,30 +24,22 @@ use crate::org::{Org, reference_time};
 use crate::report::{Goal, Row, Section};
 use crate::stats::Samples;
 
-/// Check outcomes of one entity: scorecard → rule → outcome.
-type Checks = BTreeMap<String, BTreeMap<String, CheckOutcome>>;
-
 /// Evaluates `entities` at `now` on one thread; returns the results and the rule evaluations.
 fn evaluate_all(
     standards: &Standards,
     entities: &[Arc<Entity>],
     org: &Org,
-    checks: Option<&[Checks]>,
     now: Timestamp,
 ) -> (Vec<ScorecardResult>, usize) {
     let mut out = Vec::with_capacity(entities.len() * standards.scorecards.len());
     let mut rules = 0;
-    for (i, entity) in entities.iter().enumerate() {
-        let checks: &dyn CheckResults = match checks {
-            Some(c) => &c[i],
-            None => &NoChecks,
-        };
+    for entity in entities {
         let input = EvalInput {
             entity,
             facts: org.facts_of(&entity.identifier),
             exemptions: &[],
             now,
-            checks,
+            checks: &NoChecks,
             previous: None,
         };
         for result in eval::evaluate_entity(&input, standards) {
@@ -61,7 +54,6 @@ fn evaluate_all(
 pub fn evaluate_parallel(
     standards: &Standards,
     org: &Org,
-    checks: Option<&[Checks]>,
     now: Timestamp,
     threads: usize,
 ) -> (Vec<ScorecardResult>, usize) {
@@ -70,11 +62,7 @@ pub fn evaluate_parallel(
     std::thread::scope(|scope| {
         let handles: Vec<_> = entities
             .chunks(chunk)
-            .enumerate()
-            .map(|(k, part)| {
-                let checks = checks.map(|c| &c[k * chunk..k * chunk + part.len()]);
-                scope.spawn(move || evaluate_all(standards, part, org, checks, now))
-            })
+            .map(|part| scope.spawn(move || evaluate_all(standards, part, org, now)))
             .collect();
         let mut all = Vec::with_capacity(entities.len() * standards.scorecards.len());
         let mut rules = 0;
@@ -101,11 +89,11 @@ pub fn pure_evaluator(org: &Org, runs: usize) -> Section {
         ),
     );
     let now = reference_time();
-    let (_, per_pass) = evaluate_all(&org.standards, &org.entities, org, None, now);
+    let (_, per_pass) = evaluate_all(&org.standards, &org.entities, org, now);
     let mut single = Samples::new();
     for _ in 0..runs {
         let started = Instant::now();
-        let (results, n) = evaluate_all(&org.standards, &org.entities, org, None, now);
+        let (results, n) = evaluate_all(&org.standards, &org.entities, org, now);
         let elapsed = started.elapsed();
         std::hint::black_box(results);
         single.push(n as f64 / elapsed.as_secs_f64() / 1e6);
@@ -114,7 +102,7 @@ pub fn pure_evaluator(org: &Org, runs: usize) -> Section {
     let mut all_cores = Samples::new();
     for _ in 0..runs {
         let started = Instant::now();
-        let (results, n) = evaluate_parallel(&org.standards, org, None, now, cores);
+        let (results, n) = evaluate_parallel(&org.standards, org, now, cores);
         let elapsed = started.elapsed();
         std::hint::black_box(results);
         all_cores.push(n as f64 / elapsed.as_secs_f64() / 1e6);
@@ -166,7 +154,7 @@ pub fn full_pass(
     for k in 0..runs {
         let now = reference_time() + chrono::Duration::seconds(k as i64 + 1);
         let started = Instant::now();
-        let (results, _) = evaluate_parallel(&org.standards, org, None, now, cores);
+        let (results, _) = evaluate_parallel(&org.standards, org, now, cores);
         let evaluated = started.elapsed();
         let mut batch = WriteBatch::new();
         batch.put_results(&results);
@@ -205,97 +193,6 @@ pub fn full_pass(
     Ok((section, last))
 }
 
-/// Check calls the entities' applicable plugin rules need, run like the engine's pass.
-async fn run_checks(
-    plugin: &Arc<Plugin>,
-    org: &Org,
-    standards: &Standards,
-    now: Timestamp,
-) -> (Vec<Checks>, usize) {
-    struct Call {
-        entity: usize,
-        scorecard: String,
-        rule: String,
-        params: serde_json::Value,
-    }
-    let mut calls = Vec::new();
-    for (index, entity) in org.entities.iter().enumerate() {
-        let facts = org.facts_of(&entity.identifier);
-        for card in &standards.scorecards {
-            for rule in eval::checks_needed(entity, facts, card, now) {
-                if let Some(check) = &rule.check {
-                    calls.push(Call {
-                        entity: index,
-                        scorecard: card.identifier.clone(),
-                        rule: rule.identifier.to_string(),
-                        params: check.params.clone(),
-                    });
-                }
-            }
-        }
-    }
-    // As the engine does: every entity with a plugin call encoded for the wire once, every
-    // rule's params once.
-    let mut encoded: Vec<Option<CheckInput>> = vec![None; org.entities.len()];
-    for call in &calls {
-        if encoded[call.entity].is_none() {
-            let entity = &org.entities[call.entity];
-            let facts = readyd::engine::facts_json_text(org.facts_of(&entity.identifier));
-            encoded[call.entity] = Some(
-                CheckInput::with_facts_json(entity, facts).expect("a generated entity encodes"),
-            );
-        }
-    }
-    let mut params: HashMap<(String, String), String> = HashMap::new();
-    for call in &calls {
-        params
-            .entry((call.scorecard.clone(), call.rule.clone()))
-            .or_insert_with(|| readyd::plugin::encode_params(&call.params).expect("params encode"));
-    }
-    // As the engine does: each batch of 512 a task of its own, on the runtime's worker threads.
-    let encoded = Arc::new(encoded);
-    let params = Arc::new(params);
-    let jobs: Vec<_> = calls
-        .chunks(512)
-        .map(|chunk| {
-            let wanted: Vec<(usize, (String, String))> = chunk
-                .iter()
-                .map(|c| (c.entity, (c.scorecard.clone(), c.rule.clone())))
-                .collect();
-            let (plugin, encoded, params) = (plugin.clone(), encoded.clone(), params.clone());
-            let job = tokio::spawn(async move {
-                let batch: Vec<_> = wanted
-                    .iter()
-                    .map(|(entity, key)| {
-                        (
-                            encoded[*entity].as_ref().expect("encoded above"),
-                            &params[key],
-                        )
-                    })
-                    .collect();
-                plugin.evaluate_batch(&batch).await
-            });
-            (chunk, job)
-        })
-        .collect();
-    let mut out = vec![Checks::new(); org.entities.len()];
-    for (chunk, job) in jobs {
-        let answers = job.await.expect("a plugin batch task");
-        for (call, answer) in chunk.iter().zip(answers) {
-            let outcome = answer.unwrap_or_else(|e| CheckOutcome {
-                status: RuleStatus::Error,
-                message: Some(e.to_string()),
-                details: None,
-            });
-            out[call.entity]
-                .entry(call.scorecard.clone())
-                .or_default()
-                .insert(call.rule.clone(), outcome);
-        }
-    }
-    (out, calls.len())
-}
-
 /// The facts a check plugin sees: `{ "<source>": { ...facts } }`.
 pub fn facts_as_json(facts: &EntityFacts) -> serde_json::Value {
     serde_json::Value::Object(
@@ -311,8 +208,40 @@ pub fn facts_as_json(facts: &EntityFacts) -> serde_json::Value {
     )
 }
 
+/// One pass of the engine's own evaluation (`readyd::engine::evaluate_scorecards`: check plugins
+/// gathered, encoded and called in batches, then the evaluator on every core, then the diff
+/// against the previous results) over every entity; returns the time, the new results (to be
+/// the next pass's previous ones) and the rule evaluations.
+async fn engine_pass(
+    standards: &Arc<Standards>,
+    registry: &PluginRegistry,
+    org: &Org,
+    facts: &[Arc<EntityFacts>],
+    previous: &[Arc<Vec<ScorecardResult>>],
+    now: Timestamp,
+) -> (std::time::Duration, Vec<Arc<Vec<ScorecardResult>>>, usize) {
+    let inputs: Vec<Inputs> = org
+        .entities
+        .iter()
+        .zip(facts)
+        .enumerate()
+        .map(|(i, (entity, facts))| Inputs {
+            entity: entity.clone(),
+            facts: facts.clone(),
+            exemptions: Vec::new(),
+            previous: previous.get(i).cloned().unwrap_or_default(),
+        })
+        .collect();
+    let started = Instant::now();
+    let evaluated = engine::evaluate_scorecards(standards, registry, inputs, now, None).await;
+    let elapsed = started.elapsed();
+    let rules = evaluated.iter().map(|e| e.rule_count()).sum();
+    let results = evaluated.into_iter().map(|e| Arc::new(e.results)).collect();
+    (elapsed, results, rules)
+}
+
 /// All built-in vs one rule per scorecard served by `slo-budget`, evaluation only (the commit
-/// is the same for both).
+/// is the same for both). Both go through the engine's pass function.
 /// A disagreement between the plugin rule and its built-in equivalent is pushed to `failures`
 /// (the comparison would be meaningless).
 pub async fn plugin_workload(
@@ -326,38 +255,54 @@ pub async fn plugin_workload(
         "The full-pass workload without the commit, twice: all 50 rules built in, and with each \
          scorecard's `error-budget` rule served by the `slo-budget` check plugin (wasm) instead \
          of its equivalent query `facts.prometheus.slo.error_budget_remaining > 0` (the \
-         plugin's `warn` counts as passed like its `pass`). Plugin calls run as the engine runs \
-         them: batches of 512 per warm instance, batches concurrently, then the evaluator on \
-         every core.",
+         plugin's `warn` counts as passed like its `pass`). Both run the engine's own pass \
+         function, `readyd::engine::evaluate_scorecards`, as a re-evaluation of every entity \
+         (each entity's previous results are the pass before's, as when standards are \
+         reloaded): gather the check calls the applicable rules need and encode their entities \
+         (on every core), call the plugin in batches of 512 per warm instance, batches \
+         concurrently, then evaluate on every core and diff against the previous results.",
     );
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let now = reference_time();
+    let registry = PluginRegistry::new(u32::MAX);
+    registry.insert(plugin);
+    let facts: Vec<Arc<EntityFacts>> = org
+        .entities
+        .iter()
+        .map(|e| Arc::new(org.facts_of(&e.identifier).clone()))
+        .collect();
     let (mut builtin, mut wasm, mut ratio, mut per_rule) = (
         Samples::new(),
         Samples::new(),
         Samples::new(),
         Samples::new(),
     );
-    let mut mismatches = 0usize;
-    let mut calls_per_pass = 0;
+    // A warm-up pass of each, whose results are the first runs' previous ones.
+    let (_, mut builtin_previous, rule_evals) =
+        engine_pass(&org.standards, &registry, org, &facts, &[], now).await;
+    let (_, mut wasm_previous, _) =
+        engine_pass(&org.standards_wasm, &registry, org, &facts, &[], now).await;
+    let calls = count_check_calls(org, &org.standards_wasm, now);
     for _ in 0..runs {
-        let o = org.clone();
-        let (t_builtin, builtin_results, rule_evals) = tokio::task::spawn_blocking(move || {
-            let started = Instant::now();
-            let (results, n) = evaluate_parallel(&o.standards, &o, None, now, cores);
-            (started.elapsed(), results, n)
-        })
-        .await?;
-        let started = Instant::now();
-        let (checks, calls) = run_checks(&plugin, org, &org.standards_wasm, now).await;
-        let o = org.clone();
-        let wasm_results = tokio::task::spawn_blocking(move || {
-            evaluate_parallel(&o.standards_wasm, &o, Some(&checks), now, cores).0
-        })
-        .await?;
-        let t_wasm = started.elapsed();
-        calls_per_pass = calls;
-        mismatches = count_mismatches(&builtin_results, &wasm_results);
+        let (t_builtin, results, _) = engine_pass(
+            &org.standards,
+            &registry,
+            org,
+            &facts,
+            &builtin_previous,
+            now,
+        )
+        .await;
+        builtin_previous = results;
+        let (t_wasm, results, _) = engine_pass(
+            &org.standards_wasm,
+            &registry,
+            org,
+            &facts,
+            &wasm_previous,
+            now,
+        )
+        .await;
+        wasm_previous = results;
         builtin.push(t_builtin.as_secs_f64() * 1e3);
         wasm.push(t_wasm.as_secs_f64() * 1e3);
         ratio.push(t_wasm.as_secs_f64() / t_builtin.as_secs_f64());
@@ -366,6 +311,16 @@ pub async fn plugin_workload(
             (t_wasm.as_secs_f64() - t_builtin.as_secs_f64()) / calls.max(1) as f64 + builtin_rule;
         per_rule.push(plugin_rule / builtin_rule);
     }
+    let flatten = |all: &[Arc<Vec<ScorecardResult>>]| -> Vec<ScorecardResult> {
+        all.iter().flat_map(|r| r.iter().cloned()).collect()
+    };
+    let mismatches = count_mismatches(&flatten(&builtin_previous), &flatten(&wasm_previous));
+    let plugin_errors = wasm_previous
+        .iter()
+        .flat_map(|r| r.iter())
+        .flat_map(|r| r.rules.iter())
+        .filter(|r| r.status == RuleStatus::Error)
+        .count();
     section.rows.push(Row::info(
         "pass, all built-in (evaluation only)",
         "ms",
@@ -388,15 +343,31 @@ pub async fn plugin_workload(
         &mut per_rule,
     ));
     section.notes.push(format!(
-        "{calls_per_pass} plugin calls per pass; the plugin rule and its built-in equivalent \
-         disagreed (counted as passed or not) on {mismatches} (entity, rule) pairs."
+        "{calls} plugin calls per pass; the plugin rule and its built-in equivalent \
+         disagreed (counted as passed or not) on {mismatches} (entity, rule) pairs; \
+         {plugin_errors} rule results were `error`."
     ));
-    if mismatches > 0 {
+    if mismatches > 0 || plugin_errors > 0 {
         failures.push(format!(
-            "the slo-budget plugin and its built-in equivalent query disagree on {mismatches} (entity, rule) pairs"
+            "the slo-budget plugin and its built-in equivalent query disagree on {mismatches} (entity, rule) pairs, {plugin_errors} errors"
         ));
     }
     Ok(section)
+}
+
+/// The check calls a pass over every entity makes.
+fn count_check_calls(org: &Org, standards: &Standards, now: Timestamp) -> usize {
+    org.entities
+        .iter()
+        .map(|entity| {
+            let facts = org.facts_of(&entity.identifier);
+            standards
+                .scorecards
+                .iter()
+                .map(|card| eval::checks_needed(entity, facts, card, now).len())
+                .sum::<usize>()
+        })
+        .sum()
 }
 
 /// (entity, scorecard, rule) whose counts-as-passed differs between the two result sets.

@@ -21,7 +21,7 @@ mod state;
 mod workflows;
 
 pub use api::*;
-pub use pass::{facts_json_text, same_outcome};
+pub use pass::{Evaluated, Inputs, evaluate_scorecards, facts_json_text, same_outcome};
 pub use reload::ReloadReport;
 pub use state::PartStatus;
 
@@ -38,7 +38,6 @@ use crate::plugin::{HostConfig, PluginHost, PluginRegistry};
 use crate::standards::Standards;
 use crate::store::{Durability, Store, StoreOptions, WriteBatch, Writer, WriterHandle};
 
-use pass::{Evaluated, Inputs};
 use state::State;
 
 /// Filter of `GET /v1/tasks`.

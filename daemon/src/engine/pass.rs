@@ -288,59 +288,88 @@ async fn run_checks(
     only: Option<&BTreeSet<String>>,
 ) -> Vec<EntityChecks> {
     let mut out: Vec<EntityChecks> = inputs.iter().map(|_| EntityChecks::default()).collect();
-    let mut calls: HashMap<String, Vec<Call>> = HashMap::new();
-    // Params encoded once per rule (keyed by the rule's address, stable for this pass).
+    // Only scorecards with a check rule can need a call; each rule's params are encoded once
+    // (keyed by the rule's address, stable for this pass).
     let mut encoded_params: HashMap<usize, Arc<String>> = HashMap::new();
-    for (index, input) in inputs.iter().enumerate() {
-        for scorecard in &standards.scorecards {
-            if only.is_some_and(|only| !only.contains(&scorecard.identifier)) {
-                continue;
-            }
-            if !eval::applies(scorecard, &input.entity, &input.facts, now) {
-                continue;
-            }
-            for rule in eval::checks_needed(&input.entity, &input.facts, scorecard, now) {
+    let with_checks: Vec<&Arc<Scorecard>> = standards
+        .scorecards
+        .iter()
+        .filter(|card| only.is_none_or(|only| only.contains(&card.identifier)))
+        .filter(|card| {
+            let mut any = false;
+            for rule in card.rules.iter() {
                 if let Some(check) = &rule.check {
-                    let params = encoded_params
+                    any = true;
+                    encoded_params
                         .entry(std::ptr::from_ref(rule) as usize)
                         .or_insert_with(|| {
                             // Params come from a parsed YAML/JSON document: always encodable.
                             Arc::new(
                                 crate::plugin::encode_params(&check.params).unwrap_or_default(),
                             )
-                        })
-                        .clone();
-                    let call = Call {
-                        entity_index: index,
-                        scorecard: Arc::clone(scorecard),
-                        rule: rule.identifier,
-                        params,
-                    };
-                    match calls.get_mut(&check.plugin) {
-                        Some(list) => list.push(call),
-                        None => {
-                            calls.insert(check.plugin.clone(), vec![call]);
-                        }
+                        });
+                }
+            }
+            any
+        })
+        .collect();
+    if with_checks.is_empty() {
+        return out;
+    }
+    // Which rules need a call for which entity: the filters run on every core in a large pass.
+    let indexed: Vec<(usize, &Inputs)> = inputs.iter().enumerate().collect();
+    let gathered = chunked(&indexed, 512, |part| {
+        let mut found: Vec<(&str, Call)> = Vec::new();
+        for (index, input) in part {
+            for scorecard in &with_checks {
+                for rule in eval::checks_needed(&input.entity, &input.facts, scorecard, now) {
+                    if let Some(check) = &rule.check {
+                        found.push((
+                            check.plugin.as_str(),
+                            Call {
+                                entity_index: *index,
+                                scorecard: Arc::clone(scorecard),
+                                rule: rule.identifier,
+                                params: encoded_params[&(std::ptr::from_ref(rule) as usize)]
+                                    .clone(),
+                            },
+                        ));
                     }
                 }
+            }
+        }
+        found
+    });
+    let mut calls: HashMap<String, Vec<Call>> = HashMap::new();
+    for (plugin, call) in gathered.into_iter().flatten() {
+        match calls.get_mut(plugin) {
+            Some(list) => list.push(call),
+            None => {
+                calls.insert(plugin.to_owned(), vec![call]);
             }
         }
     }
     if calls.is_empty() {
         return out;
     }
-    // Each entity with a plugin call is encoded for the wire once, whatever its number of calls.
+    // Each entity with a plugin call is encoded for the wire once, whatever its number of calls;
+    // on every core in a large pass.
+    let mut wanted: Vec<usize> = calls.values().flatten().map(|c| c.entity_index).collect();
+    wanted.sort_unstable();
+    wanted.dedup();
     let mut encoded: Vec<Option<Result<CheckInput, String>>> =
         inputs.iter().map(|_| None).collect();
-    for call in calls.values().flatten() {
-        let slot = &mut encoded[call.entity_index];
-        if slot.is_none() {
-            let input = &inputs[call.entity_index];
-            *slot = Some(
+    let parts = chunked(&wanted, 256, |part| {
+        part.iter()
+            .map(|&index| {
+                let input = &inputs[index];
                 CheckInput::with_facts_json(&input.entity, facts_json_text(&input.facts))
-                    .map_err(|e| e.to_string()),
-            );
-        }
+                    .map_err(|e| e.to_string())
+            })
+            .collect::<Vec<_>>()
+    });
+    for (index, input) in wanted.iter().zip(parts.into_iter().flatten()) {
+        encoded[*index] = Some(input);
     }
     let encoded = Arc::new(encoded);
     let calls: Vec<(String, Vec<Call>)> = calls.into_iter().collect();

@@ -263,7 +263,11 @@ fn rule_status(
     s: &Subject<'_>,
     scorecard: &Scorecard,
     rule: &Rule,
-) -> (RuleStatus, Option<String>, Option<Box<serde_json::Value>>) {
+) -> (
+    RuleStatus,
+    Option<String>,
+    Option<std::sync::Arc<serde_json::Value>>,
+) {
     if let Some(filter) = &rule.filter
         && !condition::holds(filter, s)
     {
@@ -290,7 +294,7 @@ fn rule_status(
                 "check plugin `{}` answered `exempt`, which only an approved exemption can give",
                 check.plugin
             )),
-            outcome.details.clone().map(Box::new),
+            outcome.details.clone(),
         ),
         Some(outcome) => {
             // A plugin that reports a problem without saying why still gets a message: the
@@ -308,11 +312,7 @@ fn rule_status(
                     )
                 })
             });
-            (
-                outcome.status,
-                message,
-                outcome.details.clone().map(Box::new),
-            )
+            (outcome.status, message, outcome.details.clone())
         }
         None => (
             RuleStatus::Error,

@@ -498,7 +498,7 @@ fn outcome(status: RuleStatus, message: Option<&str>) -> CheckOutcome {
     CheckOutcome {
         status,
         message: message.map(str::to_owned),
-        details: Some(json!({"seen": 1})),
+        details: Some(std::sync::Arc::new(json!({"seen": 1}))),
     }
 }
 

@@ -755,7 +755,7 @@ mod tests {
                 level: "Gold".into(),
                 status: RuleStatus::Pass,
                 message: Some("m".into()),
-                details: Some(Box::new(json!({"x": 1}))),
+                details: Some(std::sync::Arc::new(json!({"x": 1}))),
                 weight: 1.0,
                 evaluated_at: at(),
                 changed_at: at(),

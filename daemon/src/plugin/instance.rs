@@ -423,10 +423,10 @@ impl Plugin {
         }
         let details = match outcome.details {
             None => None,
-            Some(text) => Some(
+            Some(text) => Some(std::sync::Arc::new(
                 serde_json::from_str(&text)
                     .map_err(|e| self.malformed(format!("details are not JSON: {e}")))?,
-            ),
+            )),
         };
         let status = match outcome.status {
             bindings::Status::Pass => RuleStatus::Pass,
