@@ -432,6 +432,25 @@ async fn facts_reevaluate_one_entity_and_reloads_refuse_bad_files() {
         rule_status(&engine, "sso-gateway", "production-readiness", "has-oncall"),
         RuleStatus::Fail
     );
+    // The scorecard's aggregate view (kept between passes) counts the rule's passing entities.
+    let passing = |engine: &readyd::engine::Engine| {
+        let view = engine.scorecard("production-readiness").unwrap();
+        let listed = engine
+            .scorecards()
+            .into_iter()
+            .find(|v| v.identifier == "production-readiness")
+            .unwrap();
+        let count = |v: &readyd::engine::ScorecardView| {
+            v.rules
+                .iter()
+                .find(|r| r.identifier == "has-oncall")
+                .unwrap()
+                .passing
+        };
+        assert_eq!(count(&view), count(&listed));
+        count(&view)
+    };
+    let passing_before = passing(&engine);
     let mut facts = serde_json::Map::new();
     facts.insert("oncall_count".into(), 3.into());
     engine
@@ -441,6 +460,11 @@ async fn facts_reevaluate_one_entity_and_reloads_refuse_bad_files() {
     assert_eq!(
         rule_status(&engine, "sso-gateway", "production-readiness", "has-oncall"),
         RuleStatus::Pass
+    );
+    assert_eq!(
+        passing(&engine),
+        passing_before + 1,
+        "the view follows the new results"
     );
     // Another entity was not re-evaluated.
     assert_eq!(engine.entity_scores("search-api").unwrap(), before_other);

@@ -74,6 +74,9 @@ struct Inner {
     background: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Wakes the outbox delivery worker after a commit that enqueued notifications.
     delivery: crate::automation::DeliveryHandle,
+    /// Every scorecard's aggregate view, for the standards and results revision it was built
+    /// from (see `reads.rs`).
+    scorecard_views: Mutex<Option<reads::ScorecardViews>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -147,6 +150,7 @@ impl Engine {
                 host,
                 plugins,
                 state: RwLock::new(State::default()),
+                scorecard_views: Mutex::new(None),
                 ops: tokio::sync::Mutex::new(()),
                 ready: AtomicBool::new(false),
                 shutdown,

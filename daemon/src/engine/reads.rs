@@ -67,34 +67,63 @@ impl Engine {
 
     /// `GET /v1/scorecards`.
     pub fn scorecards(&self) -> Vec<ScorecardView> {
-        let (standards, results) = self.results_snapshot();
-        standards
-            .scorecards
-            .iter()
-            .map(|s| {
-                scorecard_view(&standards, &results, &s.identifier)
-                    .expect("listed scorecard exists")
-            })
-            .collect()
+        self.scorecard_views().as_ref().clone()
     }
 
     /// `GET /v1/scorecards/{id}`.
     pub fn scorecard(&self, id: &str) -> Result<ScorecardView> {
-        let (standards, results) = self.results_snapshot();
-        scorecard_view(&standards, &results, id)
+        self.scorecard_views()
+            .iter()
+            .find(|v| v.identifier == id)
+            .cloned()
             .ok_or_else(|| EngineError::NotFound(format!("no scorecard `{id}`")))
     }
 
-    /// The standards and every entity's results, taken under the state's read lock in about a
-    /// millisecond (pointers, not copies), for an aggregation that then runs without the lock:
-    /// aggregating 10,000 entities takes tens of milliseconds, and a writer waiting for the lock
-    /// that long would hold up every reader behind it.
-    fn results_snapshot(&self) -> (Arc<Standards>, Vec<Arc<Vec<ScorecardResult>>>) {
-        let state = self.read();
-        (
-            state.standards.clone(),
-            state.results.values().cloned().collect(),
-        )
+    /// Every scorecard's view, aggregated over every entity's results once per state: the
+    /// views are kept with the standards and the results revision they were built from, and
+    /// rebuilt only when either has moved since. Aggregating 10,000 entities takes tens of
+    /// milliseconds; between passes every request is answered from the kept views.
+    ///
+    /// A rebuild works on a snapshot of the results taken under the state's read lock in about
+    /// a millisecond (pointers, not copies) and aggregates without the lock, so a writer never
+    /// waits for it. Requests that find the views stale while one rebuilds wait for that
+    /// rebuild instead of aggregating too.
+    fn scorecard_views(&self) -> Arc<Vec<ScorecardView>> {
+        let mut kept = self
+            .inner
+            .scorecard_views
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let (standards, revision, results) = {
+            let state = self.read();
+            if let Some(views) = kept.as_ref()
+                && Arc::ptr_eq(&views.standards, &state.standards)
+                && views.revision == state.results.revision()
+            {
+                return views.views.clone();
+            }
+            (
+                state.standards.clone(),
+                state.results.revision(),
+                state.results.values().cloned().collect::<Vec<_>>(),
+            )
+        };
+        let views: Arc<Vec<ScorecardView>> = Arc::new(
+            standards
+                .scorecards
+                .iter()
+                .map(|s| {
+                    scorecard_view(&standards, &results, &s.identifier)
+                        .expect("listed scorecard exists")
+                })
+                .collect(),
+        );
+        *kept = Some(ScorecardViews {
+            standards,
+            revision,
+            views: views.clone(),
+        });
+        views
     }
 
     /// `GET /v1/scores`.
@@ -360,6 +389,14 @@ fn entity_view(state: &State, id: &str) -> Option<EntityView> {
         degraded_since: state.degraded_since.get(id).copied(),
         lock: state.locks.get(id).cloned(),
     })
+}
+
+/// Every scorecard's view as built for one standards set and one revision of the results.
+pub(super) struct ScorecardViews {
+    /// Kept alive, so that a new standards set can never reuse its address.
+    standards: Arc<Standards>,
+    revision: u64,
+    views: Arc<Vec<ScorecardView>>,
 }
 
 fn scorecard_view(

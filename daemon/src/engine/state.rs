@@ -24,6 +24,37 @@ pub struct PartStatus {
     pub last_error_at: Option<Timestamp>,
 }
 
+/// A value with a count of its mutable accesses: every `&mut` taken (an insert, a removal, a
+/// `make_mut`) bumps [`Counted::revision`], so a view derived from the value at one revision is
+/// current exactly while the revision has not moved. Conservative by construction: a path that
+/// mutates the value cannot forget to say so.
+#[derive(Debug, Default)]
+pub struct Counted<T> {
+    value: T,
+    revision: u64,
+}
+
+impl<T> Counted<T> {
+    /// How many times the value was borrowed mutably.
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+}
+
+impl<T> std::ops::Deref for Counted<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+impl<T> std::ops::DerefMut for Counted<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.revision += 1;
+        &mut self.value
+    }
+}
+
 /// The facts of an entity that has none (borrowed where a lookup finds nothing).
 pub static NO_FACTS: crate::model::EntityFacts = BTreeMap::new();
 
@@ -39,8 +70,8 @@ pub struct State {
     /// reference, not a copy).
     pub facts: HashMap<String, Arc<EntityFacts>>,
     /// entity → its results, one per applicable scorecard, in scorecard order (shared the
-    /// same way).
-    pub results: HashMap<String, Arc<Vec<ScorecardResult>>>,
+    /// same way). Every mutable access counts as a change (see [`Counted`]).
+    pub results: Counted<HashMap<String, Arc<Vec<ScorecardResult>>>>,
     pub exemptions: BTreeMap<String, Exemption>,
     /// entity → ids of its exemptions.
     pub exemptions_by_entity: HashMap<String, Vec<String>>,

@@ -447,7 +447,9 @@ pub(crate) fn describe(c: &Condition, actual: Option<Val<'_>>, outcome: Outcome)
         (None, _) => out.push_str("missing"),
         (Some(a), Outcome::Mismatch(why)) => {
             render(&mut out, a);
-            let _ = write!(out, " ({why})");
+            out.push_str(" (");
+            out.push_str(why);
+            out.push(')');
         }
         (Some(a), _) => render(&mut out, a),
     }
@@ -481,17 +483,13 @@ fn render(out: &mut String, a: Val<'_>) {
             out.push_str(s);
             out.push('"');
         }
-        Val::Str(s) => render_json(out, &Value::String(s.to_owned())),
+        Val::Str(s) => render_json(out, &s),
         Val::Num(x) => render_number(out, x),
-        Val::Bool(b) => {
-            let _ = write!(out, "{b}");
-        }
-        Val::List(List::Json(items)) => render_json(out, &Value::Array(items.to_vec())),
-        Val::List(List::Strs(items)) => render_json(
-            out,
-            &Value::Array(items.iter().map(|s| Value::String(s.clone())).collect()),
-        ),
-        Val::Object(m) => render_json(out, &Value::Object(m.clone())),
+        Val::Bool(b) => out.push_str(if b { "true" } else { "false" }),
+        // Written from the borrowed value: the same text as the JSON value's, without a copy.
+        Val::List(List::Json(items)) => render_json(out, &items),
+        Val::List(List::Strs(items)) => render_json(out, &items),
+        Val::Object(m) => render_json(out, m),
     }
 }
 
@@ -503,8 +501,9 @@ fn render_number(out: &mut String, x: f64) {
     }
 }
 
-fn render_json(out: &mut String, v: &Value) {
-    let text = v.to_string();
+fn render_json(out: &mut String, v: &(impl serde::Serialize + ?Sized)) {
+    // Strings, lists and maps of JSON values always serialize.
+    let text = serde_json::to_string(v).unwrap_or_default();
     if text.chars().count() > MAX_RENDERED {
         let cut: String = text.chars().take(MAX_RENDERED).collect();
         let _ = write!(out, "{cut}…");

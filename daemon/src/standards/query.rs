@@ -529,7 +529,22 @@ pub fn parse_date(s: &str) -> Option<(Timestamp, bool)> {
         return None;
     }
     if b.len() == 10 {
-        let date = NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?;
+        // `YYYY-MM-DD` with two-digit month and day, the usual form: read the digits directly
+        // (chrono's format-string parser costs more than the rest of the rule); any other shape
+        // goes through chrono, which decides.
+        let two = |i: usize| {
+            (b[i].is_ascii_digit() && b[i + 1].is_ascii_digit())
+                .then(|| u32::from(b[i] - b'0') * 10 + u32::from(b[i + 1] - b'0'))
+        };
+        let date = match (two(5), two(8)) {
+            (Some(month), Some(day)) => {
+                let year = b[..4]
+                    .iter()
+                    .fold(0i32, |y, d| y * 10 + i32::from(d - b'0'));
+                NaiveDate::from_ymd_opt(year, month, day)?
+            }
+            _ => NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?,
+        };
         return Some((date.and_time(chrono::NaiveTime::MIN).and_utc(), true));
     }
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
@@ -1039,6 +1054,26 @@ mod tests {
         assert!(parse_date("2024-05-01 12:30:00.5").is_some());
         for bad in ["2024-5-1", "yesterday", "2024-05-32", "20240501", "1.2.3"] {
             assert!(parse_date(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn day_dates_read_as_chrono_reads_them() {
+        // The digit fast path must agree with chrono's `%Y-%m-%d` on every such string,
+        // impossible dates and odd padding included.
+        for year in ["0000", "1999", "2000", "2023", "2024", "2100", "9999"] {
+            for month in (0..=13)
+                .map(|m| format!("{m:02}"))
+                .chain([" 1".into(), "1 ".into()])
+            {
+                for day in (0..=33).map(|d| format!("{d:02}")).chain([" 9".into()]) {
+                    let s = format!("{year}-{month}-{day}");
+                    let chrono = NaiveDate::parse_from_str(&s, "%Y-%m-%d")
+                        .ok()
+                        .map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc());
+                    assert_eq!(parse_date(&s).map(|(t, _)| t), chrono, "{s}");
+                }
+            }
         }
     }
 
