@@ -1086,13 +1086,18 @@ async fn queued_batches_are_committed_in_one_group() {
     let store = mem();
     let writer = Writer::spawn(store.clone());
     let lock = hold_write_lock(&store);
-    let pending: Vec<_> = (0..10)
-        .map(|i| {
-            let mut batch = WriteBatch::new();
-            batch.enqueue_outbox(&message(&format!("k{i}")));
-            writer.commit(batch, Durability::Eventual)
-        })
-        .collect();
+    let request = |i: usize| {
+        let mut batch = WriteBatch::new();
+        batch.enqueue_outbox(&message(&format!("k{i}")));
+        writer.commit(batch, Durability::Eventual)
+    };
+    // The writer takes the first request (with whatever is queued by then) and blocks on the
+    // held lock; give it that moment, so the other nine queue up behind it and make one group
+    // whatever the scheduling (queued while the writer was forming its group, a request could
+    // otherwise split them).
+    let mut pending = vec![request(0)];
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    pending.extend((1..10).map(request));
     drop(lock);
     let mut seqs = Vec::new();
     let mut largest_group = 0;
