@@ -60,7 +60,6 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    readyd::allocator::tune();
     let cli = Cli::parse();
     if let Some(Command::Daemon { config }) = cli.command {
         let runtime = match tokio::runtime::Runtime::new() {

@@ -341,7 +341,7 @@ async fn eval_with(config: Config, args: &EvalArgs) -> anyhow::Result<i32> {
                 exit = 1;
             }
             cards.insert(
-                r.scorecard.clone(),
+                r.scorecard.to_string(),
                 serde_json::json!({"level": r.level, "percent": r.percent, "score": r.score, "rules": rules}),
             );
         }

@@ -154,9 +154,10 @@ pub struct RuleResult {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ScorecardResult {
     pub entity: String,
-    pub scorecard: String,
-    /// Title of the level reached (the first level at least).
-    pub level: String,
+    /// Interned, like [`RuleResult::rule`]: shared with the scorecard's definition.
+    pub scorecard: Name,
+    /// Title of the level reached (the first level at least), interned the same way.
+    pub level: Name,
     /// Index of `level` in the scorecard's ladder (0 = first level).
     pub level_index: usize,
     /// Passed rules / applicable rules × 100 (100 when no rule applies).

@@ -16,6 +16,7 @@ fn level(engine: &readyd::engine::Engine, id: &str, scorecard: &str) -> String {
         .find(|r| r.scorecard == scorecard)
         .unwrap_or_else(|| panic!("{id} has no {scorecard} result"))
         .level
+        .to_string()
 }
 
 fn rule_status(

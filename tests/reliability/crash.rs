@@ -273,7 +273,7 @@ async fn evaluated(addr: SocketAddr) -> Evaluated {
                 .map(|rule| format!("{}={}", rule.rule, rule.status.as_str()))
                 .collect();
             (
-                (r.entity.clone(), r.scorecard.clone()),
+                (r.entity.clone(), r.scorecard.to_string()),
                 format!(
                     "{} ({}) {:.3}% score {:.3}: {}",
                     r.level,

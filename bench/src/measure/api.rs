@@ -265,7 +265,7 @@ fn candidate(org: &Org, team: &str, results: &[ScorecardResult]) -> Option<Candi
             return Some(Candidate {
                 entity: result.entity.clone(),
                 team: team.to_owned(),
-                scorecard: result.scorecard.clone(),
+                scorecard: result.scorecard.to_string(),
                 rule: blocking[0].rule.to_string(),
                 target: next,
             });

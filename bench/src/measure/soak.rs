@@ -52,7 +52,7 @@ async fn writes(http: &Http, org: &Org, count: usize) -> anyhow::Result<Vec<Writ
                 out.push(Write {
                     entity: entity.identifier.clone(),
                     team: entity.team.clone().unwrap_or_default(),
-                    scorecard: result.scorecard.clone(),
+                    scorecard: result.scorecard.to_string(),
                     rule: rule.rule.to_string(),
                 });
             }

@@ -324,7 +324,7 @@ fn target_misses(
             .is_some_and(|rules| rules.iter().any(|x| **x == *r.rule));
         if by_level || by_list {
             out.push(FailingRule {
-                scorecard: result.scorecard.clone(),
+                scorecard: result.scorecard.to_string(),
                 rule: r.rule.to_string(),
                 status: r.status,
                 message: r.message.clone(),

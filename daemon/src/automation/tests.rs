@@ -188,7 +188,7 @@ fn result(
     ScorecardResult {
         entity: entity.into(),
         scorecard: scorecard.into(),
-        level: sc.levels[level_index].title.clone(),
+        level: sc.levels[level_index].title,
         level_index,
         percent: 0.0,
         score: 0.0,

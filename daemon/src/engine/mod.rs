@@ -400,10 +400,14 @@ impl Engine {
                 .map(|r| (r.entity.clone(), r.level_index))
                 .collect();
             snapshots.push(crate::store::DailySnapshot {
-                scorecard: scorecard.identifier.clone(),
+                scorecard: scorecard.identifier.to_string(),
                 date: now.date_naive(),
                 taken_at: now,
-                level_titles: scorecard.levels.iter().map(|l| l.title.clone()).collect(),
+                level_titles: scorecard
+                    .levels
+                    .iter()
+                    .map(|l| l.title.to_string())
+                    .collect(),
                 levels,
             });
         }

@@ -127,7 +127,15 @@ fn evaluate_blocking(
     let work: Vec<(Inputs, EntityChecks)> = inputs.into_iter().zip(checks).collect();
     chunked(&work, 256, |part| {
         part.iter()
-            .map(|(i, c)| evaluate_one(standards, i, c, now, only))
+            .enumerate()
+            .map(|(k, (i, c))| {
+                eval::prefetch::ahead(part, k, |(i, _)| eval::prefetch::Upcoming {
+                    entity: &i.entity,
+                    facts: &i.facts,
+                    previous: &i.previous,
+                });
+                evaluate_one(standards, i, c, now, only)
+            })
             .collect::<Vec<_>>()
     })
     .into_iter()
@@ -192,7 +200,7 @@ fn evaluate_one(
             .previous
             .iter()
             .find(|r| r.scorecard == scorecard.identifier);
-        if only.is_some_and(|only| !only.contains(&scorecard.identifier)) {
+        if only.is_some_and(|only| !only.contains(scorecard.identifier.as_str())) {
             // Unchanged scorecard, unchanged entity: its result stands (a scorecard that did
             // not apply still does not).
             if let Some(previous) = previous {
@@ -225,9 +233,9 @@ fn evaluate_one(
         if previous.is_none_or(|p| p.level_index != result.level_index) {
             level_changes.push(LevelChange {
                 entity: result.entity.clone(),
-                scorecard: result.scorecard.clone(),
-                from: previous.map(|p| p.level.clone()),
-                to: result.level.clone(),
+                scorecard: result.scorecard.to_string(),
+                from: previous.map(|p| p.level.to_string()),
+                to: result.level.to_string(),
                 from_index: previous.map(|p| p.level_index),
                 to_index: result.level_index,
                 percent: result.percent,
@@ -239,7 +247,7 @@ fn evaluate_one(
         .previous
         .iter()
         .filter(|p| !results.iter().any(|r| r.scorecard == p.scorecard))
-        .map(|p| p.scorecard.clone())
+        .map(|p| p.scorecard.to_string())
         .collect();
     Evaluated {
         entity: inputs.entity.clone(),
@@ -294,7 +302,7 @@ async fn run_checks(
     let with_checks: Vec<&Arc<Scorecard>> = standards
         .scorecards
         .iter()
-        .filter(|card| only.is_none_or(|only| only.contains(&card.identifier)))
+        .filter(|card| only.is_none_or(|only| only.contains(card.identifier.as_str())))
         .filter(|card| {
             let mut any = false;
             for rule in card.rules.iter() {

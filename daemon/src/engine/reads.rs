@@ -137,7 +137,7 @@ impl Engine {
                 let index = card
                     .levels
                     .iter()
-                    .position(|l| &l.title == level)
+                    .position(|l| l.title == level)
                     .ok_or_else(|| {
                         EngineError::BadRequest(format!(
                             "scorecard `{scorecard}` has no level `{level}`"
@@ -171,7 +171,7 @@ impl Engine {
                 if filter
                     .scorecard
                     .as_ref()
-                    .is_some_and(|s| &result.scorecard != s)
+                    .is_some_and(|s| result.scorecard != s)
                 {
                     continue;
                 }
@@ -429,16 +429,16 @@ fn scorecard_view(
         }
     }
     Some(ScorecardView {
-        identifier: card.identifier.clone(),
+        identifier: card.identifier.to_string(),
         title: card.title.clone(),
         description: card.description.clone(),
-        levels: card.levels.iter().map(|l| l.title.clone()).collect(),
+        levels: card.levels.iter().map(|l| l.title.to_string()).collect(),
         distribution: card
             .levels
             .iter()
             .zip(&counts)
             .map(|(l, c)| LevelCount {
-                level: l.title.clone(),
+                level: l.title.to_string(),
                 count: *c,
             })
             .collect(),

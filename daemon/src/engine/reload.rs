@@ -251,7 +251,10 @@ impl Engine {
             })
             .map(|(id, _)| id.clone())
             .collect();
-        (ids, cards.iter().map(|c| c.identifier.clone()).collect())
+        (
+            ids,
+            cards.iter().map(|c| c.identifier.to_string()).collect(),
+        )
     }
 
     /// Parse and validate the standards directory; swap it in and re-evaluate what it affects.

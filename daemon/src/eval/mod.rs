@@ -35,6 +35,7 @@
 //!   untiered policy.
 
 mod condition;
+pub mod prefetch;
 
 use std::collections::BTreeMap;
 
@@ -223,11 +224,11 @@ pub fn evaluate_scorecard(input: &EvalInput<'_>, scorecard: &Scorecard) -> Optio
     let level_index = first_blocked.saturating_sub(1);
     Some(ScorecardResult {
         entity: input.entity.identifier.clone(),
-        scorecard: scorecard.identifier.clone(),
+        scorecard: scorecard.identifier,
         level: scorecard
             .levels
             .get(level_index)
-            .map(|l| l.title.clone())
+            .map(|l| l.title)
             .unwrap_or_default(),
         level_index,
         percent: ratio(passed as f64, applicable as f64),
@@ -427,7 +428,7 @@ pub fn tier_misses(
             scorecard: scorecard_id.clone(),
             required_level: level.clone(),
             required_index,
-            reached_level: result.level.clone(),
+            reached_level: result.level.to_string(),
             reached_index: result.level_index,
             blocking_rules,
         });

@@ -81,7 +81,7 @@ proptest! {
 
     #[test]
     fn levels_percent_and_score_match_the_reference((n, spec) in ladder()) {
-        let levels: Vec<Level> = (0..n).map(|i| Level { title: format!("L{i}"), description: None }).collect();
+        let levels: Vec<Level> = (0..n).map(|i| Level { title: format!("L{i}").into(), description: None }).collect();
         let mut e = entity();
         let mut checks: BTreeMap<String, BTreeMap<String, CheckOutcome>> = BTreeMap::new();
         let mut exemptions = Vec::new();
@@ -157,7 +157,7 @@ proptest! {
             reached = level;
         }
         prop_assert_eq!(result.level_index, reached);
-        prop_assert_eq!(result.level.clone(), format!("L{reached}"));
+        prop_assert_eq!(result.level, format!("L{reached}"));
 
         let applicable: Vec<(&GenRule, RuleStatus)> = spec.iter().zip(statuses.iter().copied())
             .filter(|(_, s)| *s != RuleStatus::NotApplicable).collect();

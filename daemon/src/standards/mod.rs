@@ -100,7 +100,7 @@ impl PluginLookup for HashMap<String, PluginKind> {
 /// A named standard: ordered levels, rules assigned to levels, an optional entity filter.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Scorecard {
-    pub identifier: String,
+    pub identifier: Name,
     pub title: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
@@ -132,7 +132,7 @@ impl Scorecard {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Level {
-    pub title: String,
+    pub title: Name,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
 }
@@ -370,7 +370,7 @@ pub fn load_dir(dir: &Path, plugins: &dyn PluginLookup) -> Result<Standards, Vec
             }
         }
     }
-    scorecards.sort_by(|a, b| a.identifier.cmp(&b.identifier));
+    scorecards.sort_by_key(|a| a.identifier);
     let lookup: BTreeMap<&str, &Scorecard> = scorecards
         .iter()
         .map(|s| (s.identifier.as_str(), s.as_ref()))
@@ -675,7 +675,7 @@ pub fn parse_scorecard(
     }
     Ok(Scorecard {
         title: raw.title.unwrap_or_else(|| raw.identifier.clone()),
-        identifier: raw.identifier,
+        identifier: raw.identifier.into(),
         description: raw.description,
         filter,
         levels: raw.levels,

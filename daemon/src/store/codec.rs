@@ -189,8 +189,8 @@ pub(super) fn decode_result(
     } = super::decode_value(file, "results", key, bytes)?;
     Ok(ScorecardResult {
         entity,
-        scorecard,
-        level,
+        scorecard: scorecard.into(),
+        level: level.into(),
         level_index,
         percent,
         score,

@@ -72,7 +72,7 @@ pub fn plan_evaluation(input: &EvaluationChange<'_>, ctx: &PlanContext<'_>) -> P
             );
             event.scorecard = Some(scorecard.to_owned());
             event.rule = Some(rule.rule.to_string());
-            event.to_level = Some(current.level.clone());
+            event.to_level = Some(current.level.to_string());
             event.data = json!({
                 "from_status": before.status,
                 "to_status": rule.status,
@@ -118,8 +118,8 @@ pub fn plan_evaluation(input: &EvaluationChange<'_>, ctx: &PlanContext<'_>) -> P
                 message,
             );
             event.scorecard = Some(scorecard.to_owned());
-            event.from_level = Some(previous.level.clone());
-            event.to_level = Some(current.level.clone());
+            event.from_level = Some(previous.level.to_string());
+            event.to_level = Some(current.level.to_string());
             event.blocking = blocking;
             event.data =
                 json!({ "percent": current.percent, "previous_percent": previous.percent });
@@ -224,7 +224,7 @@ fn plan_tasks(
         let Some(required) = scorecard.level_index(level) else {
             continue;
         };
-        let Some(result) = input.current.iter().find(|r| &r.scorecard == scorecard_id) else {
+        let Some(result) = input.current.iter().find(|r| r.scorecard == scorecard_id) else {
             continue;
         };
         for r in result.rules.iter().filter(|r| failing(r.status)) {
