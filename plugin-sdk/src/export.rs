@@ -67,9 +67,25 @@ pub fn check_evaluate<T: Check>(
 ) -> Result<wit::Outcome, wit::PluginError> {
     let plugin = plugin.ok_or_else(|| PluginError::failed(NOT_INITIALISED))?;
     let entity = Entity::try_from(entity)?;
-    let facts = Facts::from_wire(facts)?;
+    // The daemon calls a check once per rule, so an entity's calls come one after another with
+    // the same facts (one per scorecard using the plugin): the previous call's facts are reused
+    // when the text is the same, with the sources and members they already located. Facts are
+    // read-only to the plugin, so a reused value answers exactly what a fresh one would.
+    let previous = LAST_FACTS.with(|last| last.borrow_mut().take());
+    let facts = match previous {
+        Some(previous) if previous.came_as(&facts) => previous,
+        _ => Facts::from_wire(facts)?,
+    };
     let params = Params::parse(params)?;
-    Ok(plugin.evaluate(&entity, &facts, &params)?.into())
+    let outcome = plugin.evaluate(&entity, &facts, &params);
+    LAST_FACTS.with(|last| *last.borrow_mut() = Some(facts));
+    Ok(outcome?.into())
+}
+
+thread_local! {
+    /// The facts of the last `evaluate` call of this instance (a component instance runs on one
+    /// thread).
+    static LAST_FACTS: std::cell::RefCell<Option<Facts>> = const { std::cell::RefCell::new(None) };
 }
 
 #[doc(hidden)]

@@ -134,6 +134,17 @@ fn evaluate_blocking(
                     facts: &i.facts,
                     previous: &i.previous,
                 });
+                // The check plugins' outcomes, whose messages the results copy.
+                if let Some((_, checks)) = part.get(k + 2) {
+                    eval::prefetch::slice(&checks.0);
+                }
+                if let Some((_, checks)) = part.get(k + 1) {
+                    for (_, _, outcome) in &checks.0 {
+                        if let Some(message) = &outcome.message {
+                            eval::prefetch::text(message);
+                        }
+                    }
+                }
                 evaluate_one(standards, i, c, now, only)
             })
             .collect::<Vec<_>>()

@@ -58,6 +58,17 @@ pub fn ahead<T>(items: &[T], i: usize, view: impl for<'t> Fn(&'t T) -> Upcoming<
     }
 }
 
+/// Hints the lines of `items` (at most [`MAX_LINES`]), for what a caller evaluates along with
+/// an entity (the engine: its check plugins' outcomes).
+pub fn slice<T>(items: &[T]) {
+    span(items.as_ptr(), size_of_val(items));
+}
+
+/// Hints the first line of a string's bytes.
+pub fn text(s: &str) {
+    hint(s.as_ptr());
+}
+
 /// The entity's own structure and its facts map.
 fn headers(u: Upcoming<'_>) {
     span(u.entity, size_of::<Entity>());

@@ -122,6 +122,13 @@ fn load_own_artifact(engine: &Engine, path: &Path) -> wasmtime::Result<Component
     // the daemon created owner-only and into which it writes only the output of
     // `Engine::precompile_component` (temporary file + rename, never rewritten in place).
     // wasmtime additionally checks the artifact's header against this engine's settings.
+    if std::env::var_os("READYD_WASM_PERFMAP").is_some_and(|v| v == "1") {
+        // Profiling (see `PluginHost`): code copied into anonymous memory, which the perf map
+        // names; a file mapping would be attributed to the file.
+        let bytes = std::fs::read(path)?;
+        // SAFETY: as below, the same file's bytes.
+        return unsafe { Component::deserialize(engine, &bytes) };
+    }
     unsafe { Component::deserialize_file(engine, path) }
 }
 

@@ -125,7 +125,11 @@ impl Health {
     }
 
     fn healthy(&self, plugin: &str) {
-        self.consecutive.store(0, Ordering::Relaxed);
+        // Read before writing: calls on every core record successes of the same plugin, and a
+        // store on every call would move the counter's cache line between them.
+        if self.consecutive.load(Ordering::Relaxed) != 0 {
+            self.consecutive.store(0, Ordering::Relaxed);
+        }
         if self.dirty.load(Ordering::Acquire) {
             let mut detail = self.detail();
             detail.last_call_failed = false;
