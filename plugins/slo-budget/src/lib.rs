@@ -70,12 +70,19 @@ impl Check for SloBudget {
             }
             _ => String::new(),
         };
-        let details = json!({
+        // What the budget was computed from; unknown values are left out rather than null.
+        let mut details = json!({
             "error_budget_remaining": budget.remaining,
-            "availability": budget.availability,
-            "objective": budget.objective,
             "warn_below": settings.warn_below,
         });
+        for (key, value) in [
+            ("availability", budget.availability),
+            ("objective", budget.objective),
+        ] {
+            if let Some(value) = value {
+                details[key] = json!(value);
+            }
+        }
         let outcome = if budget.remaining > settings.warn_below {
             Outcome::pass(format!(
                 "{}% of the error budget left{context}",
@@ -211,6 +218,15 @@ mod tests {
         );
         let details = outcome.details.unwrap();
         assert!((details["error_budget_remaining"].as_f64().unwrap() - 0.5).abs() < 1e-9);
+        assert_eq!(details["objective"], json!(99.9));
+        let bare = evaluate(remaining(0.62), json!({}))
+            .unwrap()
+            .details
+            .unwrap();
+        assert_eq!(
+            bare,
+            json!({"error_budget_remaining": 0.62, "warn_below": 0.25})
+        );
     }
 
     #[test]
