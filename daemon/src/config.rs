@@ -65,6 +65,23 @@ pub struct Config {
     pub teams: BTreeMap<String, TeamConfig>,
     /// Settings of `readyd demo` only.
     pub demo: DemoConfig,
+    /// How long a result that reads a data source which has not finished its first round for
+    /// the entity stays quiet (no task, alert, level history or degradation) at most: humantime
+    /// text such as `"60s"` or `"2m"`. `"0s"` turns the quiet first start off.
+    #[serde(deserialize_with = "humantime_duration")]
+    pub first_round_timeout: std::time::Duration,
+}
+
+/// A duration written as humantime text (`"60s"`, `"2m"`, `"1m 30s"`).
+fn humantime_duration<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<std::time::Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    humantime::parse_duration(&text).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "`{text}` is not a duration such as \"60s\" or \"2m\": {e}"
+        ))
+    })
 }
 
 /// Log output format.
@@ -284,6 +301,7 @@ impl Default for Config {
             routes: Vec::new(),
             teams: BTreeMap::new(),
             demo: DemoConfig::default(),
+            first_round_timeout: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -388,6 +406,13 @@ impl Config {
                 "READYD_WATCH" => self.watch.enabled = parse(var, value)?,
                 "READYD_DEBOUNCE_MS" => self.watch.debounce_ms = parse(var, value)?,
                 "READYD_BODY_BYTES" => self.limits.body_bytes = parse(var, value)?,
+                "READYD_FIRST_ROUND_TIMEOUT" => {
+                    self.first_round_timeout =
+                        humantime::parse_duration(value).map_err(|e| ConfigError::Env {
+                            var: var.clone(),
+                            message: format!("expected a duration such as `60s`: {e}"),
+                        })?;
+                }
                 // Variables meant for plugins (secrets) or other tools share the prefix; only
                 // the ones above configure the daemon.
                 _ => {}

@@ -13,6 +13,7 @@
 
 mod actions;
 pub mod api;
+mod first_round;
 mod pass;
 mod reads;
 mod reload;
@@ -22,6 +23,7 @@ mod workflows;
 
 pub use api::*;
 pub use pass::{Evaluated, Inputs, evaluate_scorecards, facts_json_text, same_outcome};
+pub use first_round::SourcesRead;
 pub use reload::ReloadReport;
 pub use state::PartStatus;
 
@@ -38,6 +40,7 @@ use crate::plugin::{HostConfig, PluginHost, PluginRegistry};
 use crate::standards::Standards;
 use crate::store::{Durability, Store, StoreOptions, WriteBatch, Writer, WriterHandle};
 
+use first_round::NewRounds;
 use state::State;
 
 /// Filter of `GET /v1/tasks`.
@@ -72,6 +75,9 @@ struct Inner {
     shutdown: tokio::sync::watch::Sender<bool>,
     /// Background tasks, awaited on shutdown.
     background: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Whether background work runs: then a new entity's facts are collected at once, so its
+    /// quiet first evaluation is followed soon by one that acts.
+    collects: bool,
     /// Wakes the outbox delivery worker after a commit that enqueued notifications.
     delivery: crate::automation::DeliveryHandle,
     /// Every scorecard's aggregate view, for the standards and results revision it was built
@@ -155,6 +161,7 @@ impl Engine {
                 ready: AtomicBool::new(false),
                 shutdown,
                 background: Mutex::new(Vec::new()),
+                collects: options.background,
                 delivery: crate::automation::DeliveryHandle::new(),
             }),
         };
@@ -238,6 +245,9 @@ impl Engine {
             if !facts.is_empty() {
                 state.facts.insert(id.clone(), Arc::new(facts));
             }
+        }
+        for (entity, source, _) in store.first_rounds()? {
+            state.first_rounds.record(&entity, &source);
         }
         for result in store.all_results()? {
             Arc::make_mut(state.results.entry(result.entity.clone()).or_default()).push(result);
@@ -390,6 +400,10 @@ impl Engine {
             return None;
         }
         let state = self.read();
+        if !state.first_rounds.quiet.is_empty() {
+            // The day's one snapshot waits until no level is a quiet one (`first_round.rs`).
+            return None;
+        }
         let mut snapshots = Vec::new();
         for scorecard in &state.standards.scorecards {
             let levels = state
@@ -452,9 +466,29 @@ impl Engine {
         now: Timestamp,
         only: Option<Arc<std::collections::BTreeSet<String>>>,
     ) -> Vec<Evaluated> {
+        self.evaluate_inputs_with_rounds(standards, inputs, now, only, &NewRounds::new())
+            .await
+    }
+
+    /// [`Engine::evaluate_inputs`] in a batch that also records the first rounds in `new`:
+    /// entities whose waited-for sources have no first round, neither recorded nor in `new`,
+    /// come back quiet (`first_round.rs`).
+    async fn evaluate_inputs_with_rounds(
+        &self,
+        standards: &Arc<Standards>,
+        inputs: Vec<Inputs>,
+        now: Timestamp,
+        only: Option<Arc<std::collections::BTreeSet<String>>>,
+        new: &NewRounds,
+    ) -> Vec<Evaluated> {
         let started = std::time::Instant::now();
-        let outcome =
+        let mut outcome =
             pass::evaluate_scorecards(standards, &self.inner.plugins, inputs, now, only).await;
+        if !self.inner.config.first_round_timeout.is_zero() && !outcome.is_empty() {
+            let waiting = self.waiting_sources(standards);
+            let state = self.read();
+            first_round::mark_quiet(&state.first_rounds, &waiting, new, &mut outcome);
+        }
         let m = metrics();
         m.evaluations.inc_by(outcome.len() as u64);
         m.rule_evaluations
@@ -464,6 +498,19 @@ impl Engine {
         m.evaluation_seconds
             .observe(started.elapsed().as_secs_f64());
         outcome
+    }
+
+    /// The loaded data sources whose first round the results of `standards` wait for.
+    fn waiting_sources(&self, standards: &Standards) -> Vec<String> {
+        let plugins = &self.inner.plugins;
+        let active = plugins
+            .status()
+            .into_iter()
+            .filter(|s| {
+                s.kind == crate::plugin::PluginKind::DataSource && plugins.get(&s.name).is_some()
+            })
+            .map(|s| s.name);
+        SourcesRead::of(standards).waiting(active)
     }
 
     /// Tasks, events and notifications that follow from an evaluation.
@@ -495,17 +542,37 @@ impl Engine {
             if !state.entities.contains_key(&id) {
                 continue;
             }
-            let misses =
-                crate::eval::tier_misses(&evaluated.entity, &evaluated.results, &state.standards);
-            if misses.is_empty() {
-                state.degraded_since.remove(&id);
-            } else {
-                let at = evaluated
+            let at = || {
+                evaluated
                     .results
                     .first()
                     .map(|r| r.evaluated_at)
-                    .unwrap_or_else(chrono::Utc::now);
-                state.degraded_since.entry(id.clone()).or_insert(at);
+                    .unwrap_or_else(chrono::Utc::now)
+            };
+            if evaluated.quiet {
+                // Counts as no degradation; the results that acted last stay what the next
+                // acting evaluation is compared with.
+                if !state.first_rounds.quiet.contains_key(&id) {
+                    let quiet = first_round::Quiet {
+                        since: at(),
+                        settled: evaluated.previous.clone(),
+                    };
+                    state.first_rounds.quiet.insert(id.clone(), quiet);
+                }
+            } else {
+                if !state.first_rounds.quiet.is_empty() {
+                    state.first_rounds.quiet.remove(&id);
+                }
+                let misses = crate::eval::tier_misses(
+                    &evaluated.entity,
+                    &evaluated.results,
+                    &state.standards,
+                );
+                if misses.is_empty() {
+                    state.degraded_since.remove(&id);
+                } else {
+                    state.degraded_since.entry(id.clone()).or_insert_with(at);
+                }
             }
             let results = std::mem::take(&mut evaluated.results);
             let old = state.results.insert(id, Arc::new(results));
@@ -550,7 +617,8 @@ fn plan_all(
     let mut plan = crate::automation::Plan::default();
     for part in pass::chunked(outcome, 512, |part| {
         let mut plan = crate::automation::Plan::default();
-        for evaluated in part {
+        // A quiet evaluation acts on nothing (`first_round.rs`).
+        for evaluated in part.iter().filter(|e| !e.quiet) {
             plan.extend(actions::plan_evaluation(ctx, state, evaluated, now));
         }
         plan

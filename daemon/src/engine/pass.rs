@@ -29,13 +29,19 @@ pub struct Inputs {
 
 impl Inputs {
     /// Gather the inputs of `id` from the live state (None if it is not in the catalog).
+    /// A quiet entity is compared with its last results that acted, not with its quiet ones.
     pub fn gather(state: &State, id: &str) -> Option<Inputs> {
         let entity = state.effective.get(id)?.clone();
+        let quiet = &state.first_rounds.quiet;
+        let previous = match (!quiet.is_empty()).then(|| quiet.get(id)).flatten() {
+            Some(q) => q.settled.clone(),
+            None => state.results.get(id).cloned().unwrap_or_default(),
+        };
         Some(Inputs {
             entity,
             facts: state.facts.get(id).cloned().unwrap_or_default(),
             exemptions: state.exemptions_of(id),
-            previous: state.results.get(id).cloned().unwrap_or_default(),
+            previous,
         })
     }
 
@@ -59,6 +65,10 @@ pub struct Evaluated {
     pub level_changes: Vec<LevelChange>,
     /// Scorecards that applied before and no longer do (their stored result is deleted).
     pub removed: Vec<String>,
+    /// Evaluated before a data source it reads finished its first round for it: shown, never
+    /// written or acted on (`changed`, `level_changes` and `removed` are empty; see
+    /// `first_round.rs`).
+    pub quiet: bool,
 }
 
 impl Evaluated {
@@ -267,6 +277,7 @@ fn evaluate_one(
         changed,
         level_changes,
         removed,
+        quiet: false,
     }
 }
 

@@ -448,6 +448,7 @@ impl Engine {
         let mut batch = WriteBatch::new();
         let mut upserts: Vec<StoredEntity> = Vec::new();
         let mut removed: Vec<String> = Vec::new();
+        let mut added: Vec<String> = Vec::new();
         {
             let state = self.read();
             for (id, entity) in &catalog.entities {
@@ -471,6 +472,7 @@ impl Engine {
                         upserts.push(next);
                     }
                     None => {
+                        added.push(id.clone());
                         batch.put_entity(entity, EntityOrigin::CatalogFile);
                         upserts.push(StoredEntity {
                             entity: Arc::new(entity.clone()),
@@ -553,6 +555,8 @@ impl Engine {
             metrics().entities.set(state.entities.len() as i64);
         }
         self.inner.delivery.wake();
+        // New entities are quiet until their first rounds: collect them now.
+        self.collect_new_entities(added);
         metrics().reload("catalog", true);
         if n > 0 || !removed.is_empty() {
             report.changes.push(format!(

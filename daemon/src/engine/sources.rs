@@ -2,6 +2,11 @@
 //! entities, a bounded number at once. New facts are committed with the entities' new results.
 //! A source that fails leaves the previous facts in place, marked stale with the reason (their
 //! `collected_at` shows their age).
+//!
+//! Every round also records, per entity, the first round of each source (collected or failed),
+//! once, in the batch of its facts: until then the entity's results are quiet
+//! (`first_round.rs`). The schedule's supervisor ends the quiet of entities that waited longer
+//! than `first_round_timeout`, and an entity added while the daemon runs is collected at once.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,7 +14,9 @@ use std::time::Duration;
 
 use crate::model::{EntityFacts, FactRecord, JsonObject};
 use crate::plugin::{Plugin, PluginKind};
-use crate::store::{Durability, WriteBatch};
+use crate::store::{Durability, FirstRound, FirstRoundOutcome, WriteBatch};
+
+use super::first_round::NewRounds;
 
 use super::{Engine, EngineError, RefreshAnswer, Result, SourceOutcome};
 
@@ -29,6 +36,7 @@ pub(super) fn spawn_schedules(engine: &Engine) -> Vec<tokio::task::JoinHandle<()
         let mut running: std::collections::HashMap<String, tokio::task::JoinHandle<()>> =
             std::collections::HashMap::new();
         loop {
+            engine.end_overdue_quiet().await;
             for status in engine.inner.plugins.status() {
                 if status.kind != PluginKind::DataSource {
                     continue;
@@ -75,6 +83,96 @@ pub(super) fn spawn_collect_now(engine: &Engine, plugin: Arc<Plugin>) {
 }
 
 impl Engine {
+    /// Collect the facts of entities just added (catalog file or API) from every data source,
+    /// in the background, so that their quiet first evaluation is soon followed by one that
+    /// acts. Only while the engine runs its background work, and not during the start (the
+    /// schedules collect everything then).
+    pub(super) fn collect_new_entities(&self, ids: Vec<String>) {
+        if ids.is_empty() || !self.inner.collects || !self.is_ready() {
+            return;
+        }
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let entities: Vec<crate::model::Entity> = {
+                let state = engine.read();
+                ids.iter()
+                    .filter_map(|id| state.effective.get(id).map(|e| (**e).clone()))
+                    .collect()
+            };
+            let batch_size = engine.inner.config.limits.collect_batch.max(1);
+            for status in engine.inner.plugins.status() {
+                if status.kind != PluginKind::DataSource {
+                    continue;
+                }
+                let Some(plugin) = engine.inner.plugins.get(&status.name) else {
+                    continue;
+                };
+                for chunk in entities.chunks(batch_size) {
+                    if let Err(err) = engine.collect_batch(&plugin, chunk).await {
+                        tracing::warn!(plugin = %plugin.manifest.name, error = %err, "collection of new entities failed");
+                    }
+                }
+            }
+        });
+    }
+
+    /// End the quiet of entities that have waited `first_round_timeout` or longer: their
+    /// pending first rounds are recorded as timed out and they are evaluated again, acting.
+    pub async fn end_overdue_quiet(&self) {
+        let timeout = self.inner.config.first_round_timeout;
+        let overdue: Vec<(String, String)> = {
+            let state = self.read();
+            if state.first_rounds.quiet.is_empty() {
+                return;
+            }
+            let now = self.now();
+            let timeout = chrono::Duration::from_std(timeout).unwrap_or(chrono::Duration::MAX);
+            let waiting = self.waiting_sources(&state.standards);
+            let mut overdue = Vec::new();
+            for (id, quiet) in &state.first_rounds.quiet {
+                if now.signed_duration_since(quiet.since) < timeout {
+                    continue;
+                }
+                let pending = state.first_rounds.pending_sources(id, &waiting);
+                if pending.is_empty() {
+                    // Nothing left to wait for (a source was unloaded): evaluate again.
+                    overdue.push((id.clone(), String::new()));
+                }
+                for source in pending {
+                    overdue.push((id.clone(), source.clone()));
+                }
+            }
+            overdue
+        };
+        if overdue.is_empty() {
+            return;
+        }
+        tracing::info!(
+            entities = overdue.len(),
+            "first rounds still pending after first_round_timeout: acting on what is known"
+        );
+        if let Err(err) = self
+            .store_facts(Vec::new(), overdue, FirstRoundOutcome::TimedOut)
+            .await
+        {
+            tracing::warn!(error = %err, "ending the quiet of overdue entities failed");
+        }
+    }
+
+    /// The entities of `entities` whose first round of `source` is not recorded yet.
+    fn first_round_pending(
+        &self,
+        source: &str,
+        entities: &[crate::model::Entity],
+    ) -> Vec<(String, String)> {
+        let state = self.read();
+        entities
+            .iter()
+            .filter(|e| !state.first_rounds.is_done(&e.identifier, source))
+            .map(|e| (e.identifier.clone(), source.to_owned()))
+            .collect()
+    }
+
     /// Run every active data source over every entity once and wait (`readyd eval`, tests).
     pub async fn collect_once(&self) {
         let semaphore = Arc::new(tokio::sync::Semaphore::new(
@@ -148,33 +246,76 @@ impl Engine {
                         )
                     })
                     .collect();
-                self.store_facts(records).await.map_err(|e| e.to_string())
+                // Every entity of the batch had its round, facts or not.
+                let rounds = self.first_round_pending(&source, entities);
+                self.store_facts(records, rounds, FirstRoundOutcome::Collected)
+                    .await
+                    .map_err(|e| e.to_string())
             }
             Err(err) => {
                 let reason = err.to_string();
-                let mut state = self.write();
-                for e in entities {
-                    if let Some(record) = state
-                        .facts
-                        .get_mut(&e.identifier)
-                        .and_then(|f| Arc::make_mut(f).get_mut(&source))
-                    {
-                        record.stale_reason = Some(reason.clone());
+                {
+                    let mut state = self.write();
+                    for e in entities {
+                        if let Some(record) = state
+                            .facts
+                            .get_mut(&e.identifier)
+                            .and_then(|f| Arc::make_mut(f).get_mut(&source))
+                        {
+                            record.stale_reason = Some(reason.clone());
+                        }
                     }
+                }
+                // A failed first round counts as collected: the rules see missing facts.
+                let rounds = self.first_round_pending(&source, entities);
+                if let Err(e) = self
+                    .store_facts(Vec::new(), rounds, FirstRoundOutcome::Failed)
+                    .await
+                {
+                    tracing::warn!(plugin = %source, error = %e, "recording a failed first round failed");
                 }
                 Err(reason)
             }
         }
     }
 
-    /// Commit new facts, re-evaluating only the entities whose facts changed.
-    async fn store_facts(&self, records: Vec<(String, FactRecord)>) -> Result<usize> {
-        if records.is_empty() {
+    /// Commit new facts and the first rounds `rounds` ((entity, source) pairs that ended with
+    /// `outcome`), re-evaluating the entities whose facts changed and the quiet ones a round
+    /// may settle.
+    async fn store_facts(
+        &self,
+        records: Vec<(String, FactRecord)>,
+        rounds: Vec<(String, String)>,
+        outcome: FirstRoundOutcome,
+    ) -> Result<usize> {
+        if records.is_empty() && rounds.is_empty() {
             return Ok(0);
         }
         let _guard = self.inner.ops.lock().await;
         let mut batch = WriteBatch::new();
         let mut changed_ids = Vec::new();
+        let round = FirstRound {
+            at: self.now(),
+            outcome,
+        };
+        // The rounds this batch records, and the quiet entities they may settle.
+        let mut new_rounds = NewRounds::new();
+        let mut settle: Vec<String> = Vec::new();
+        if !rounds.is_empty() {
+            let state = self.read();
+            for (id, source) in rounds {
+                if !state.entities.contains_key(&id) {
+                    continue;
+                }
+                if !source.is_empty() && !state.first_rounds.is_done(&id, &source) {
+                    batch.put_first_round(&id, &source, &round);
+                    new_rounds.entry(id.clone()).or_default().push(source);
+                }
+                if state.first_rounds.quiet.contains_key(&id) && !settle.contains(&id) {
+                    settle.push(id);
+                }
+            }
+        }
         // The facts each changed entity is evaluated with, built once: installed as they are
         // after the commit (no record is copied more than once).
         let mut changed_facts: HashMap<String, Arc<EntityFacts>> = HashMap::new();
@@ -211,14 +352,24 @@ impl Engine {
             }
         }
         let now = self.now();
+        let mut ids = changed_ids.clone();
+        ids.extend(settle.into_iter().filter(|id| !changed_facts.contains_key(id)));
+        let (standards, inputs) = {
+            let state = self.read();
+            let inputs: Vec<super::pass::Inputs> = ids
+                .iter()
+                .filter_map(|id| {
+                    let mut inputs = super::pass::Inputs::gather(&state, id)?;
+                    if let Some(facts) = changed_facts.get(id) {
+                        inputs.facts = facts.clone();
+                    }
+                    Some(inputs)
+                })
+                .collect();
+            (state.standards.clone(), inputs)
+        };
         let outcome = self
-            .evaluate_ids_with(&changed_ids, |state, id| {
-                let mut inputs = super::pass::Inputs::gather(state, id)?;
-                if let Some(facts) = changed_facts.get(id) {
-                    inputs.facts = facts.clone();
-                }
-                Some(inputs)
-            })
+            .evaluate_inputs_with_rounds(&standards, inputs, now, None, &new_rounds)
             .await;
         let plan = self.plan_for(&outcome, now);
         super::pass::write_all(&outcome, &mut batch);
@@ -233,6 +384,11 @@ impl Engine {
             for (id, record) in unchanged {
                 Arc::make_mut(state.facts.entry(id).or_default())
                     .insert(record.source.clone(), record);
+            }
+            for (id, sources) in &new_rounds {
+                for source in sources {
+                    state.first_rounds.record(id, source);
+                }
             }
             super::actions::apply_to_state(&plan, &mut state);
             Self::apply_outcome(&mut state, outcome);
@@ -263,8 +419,18 @@ impl Engine {
                     },
                 )
             })
-            .collect();
-        self.store_facts(records).await
+            .collect::<Vec<(String, FactRecord)>>();
+        // Facts put directly are that source's round for those entities.
+        let rounds = {
+            let state = self.read();
+            records
+                .iter()
+                .filter(|(id, _)| !state.first_rounds.is_done(id, source))
+                .map(|(id, _)| (id.clone(), source.to_owned()))
+                .collect()
+        };
+        self.store_facts(records, rounds, FirstRoundOutcome::Collected)
+            .await
     }
 
     /// `POST /v1/entities/{id}/refresh`: collect this entity's facts from every data source now

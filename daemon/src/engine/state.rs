@@ -86,6 +86,9 @@ pub struct State {
     pub degraded_since: HashMap<String, Timestamp>,
     /// entity → the tier alert sent when it degraded (kept so it is not re-alerted).
     pub degraded_alerts: HashMap<String, crate::automation::DegradedAlert>,
+    /// First rounds of the data sources per entity, and the quiet entities (see
+    /// `first_round.rs`).
+    pub first_rounds: super::first_round::FirstRounds,
     pub catalog: PartStatus,
     pub standards_status: PartStatus,
     pub plugins_status: PartStatus,
@@ -111,6 +114,7 @@ impl State {
         self.locks.remove(id);
         self.degraded_since.remove(id);
         self.degraded_alerts.remove(id);
+        self.first_rounds.remove_entity(id);
     }
 
     /// Insert or replace an exemption, keeping the per-entity index.

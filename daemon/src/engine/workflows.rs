@@ -127,6 +127,7 @@ impl Engine {
         if let Err(faults) = crate::catalog::validate_entity(&entity) {
             return Err(EngineError::BadRequest(faults.join("; ")));
         }
+        let created = existing.is_none();
         let stored = StoredEntity {
             entity: std::sync::Arc::new(entity.clone()),
             origin: EntityOrigin::Api,
@@ -164,6 +165,10 @@ impl Engine {
                 .set(state.entities.len() as i64);
         }
         self.inner.delivery.wake();
+        if created {
+            // Quiet until its first rounds: collect them now rather than at the next interval.
+            self.collect_new_entities(vec![id.to_owned()]);
+        }
         self.entity(id)
     }
 

@@ -331,6 +331,14 @@ impl PropertyPath {
         &self.raw
     }
 
+    /// The data source a `facts.<source>…` path reads (none for every other path).
+    pub fn fact_source(&self) -> Option<&str> {
+        match &self.target {
+            PathTarget::Fact { source, .. } => Some(self.text(*source)),
+            _ => None,
+        }
+    }
+
     /// The text of a span of this path.
     pub(crate) fn text(&self, span: Span) -> &str {
         &self.raw[span.start as usize..span.end as usize]

@@ -11,8 +11,8 @@ use serde::de::DeserializeOwned;
 
 use super::error::Context;
 use super::records::{
-    AuditRecord, CommitStats, DailySnapshot, DeadLetter, EntityOrigin, EntityRecord, OutboxEntry,
-    OutboxMessage, SentRecord, TierOverride,
+    AuditRecord, CommitStats, DailySnapshot, DeadLetter, EntityOrigin, EntityRecord, FirstRound,
+    OutboxEntry, OutboxMessage, SentRecord, TierOverride,
 };
 use super::tables::{self, *};
 use super::{StoreError, decode_value};
@@ -159,6 +159,10 @@ enum Op {
     },
     DeleteAlertState {
         key: String,
+    },
+    PutFirstRound {
+        key: String,
+        bytes: Vec<u8>,
     },
 }
 
@@ -557,6 +561,19 @@ impl WriteBatch {
         let op = compose(&name(ALERT_STATE), key).map(|key| Op::DeleteAlertState { key });
         self.push(op, true)
     }
+
+    /// Records that `source` finished (or failed, or timed out) its first round for `entity`.
+    /// Not immediate: a record lost to a crash only makes that entity quiet again until the
+    /// source's next round (or the timeout).
+    pub fn put_first_round(&mut self, entity: &str, source: &str, round: &FirstRound) -> &mut Self {
+        let op = (|| {
+            let table = name(FIRST_ROUNDS);
+            let key = compose(&table, &[entity, source])?;
+            let bytes = encode(&table, &key, round)?;
+            Ok(Op::PutFirstRound { key, bytes })
+        })();
+        self.push(op, false)
+    }
 }
 
 type StrTable<'txn> = Table<'txn, &'static str, &'static [u8]>;
@@ -591,6 +608,7 @@ pub(super) struct Tables<'txn> {
     audit: SeqTable<'txn>,
     audit_by_subject: Table<'txn, &'static str, u64>,
     alert_state: StrTable<'txn>,
+    first_rounds: StrTable<'txn>,
     /// Last outbox / audit sequence numbers, loaded on first use and written back by `finish`.
     outbox_seq: Option<u64>,
     audit_seq: Option<u64>,
@@ -634,6 +652,7 @@ impl<'txn> Tables<'txn> {
             audit: open!(txn, file, AUDIT),
             audit_by_subject: open!(txn, file, AUDIT_BY_SUBJECT),
             alert_state: open!(txn, file, ALERT_STATE),
+            first_rounds: open!(txn, file, FIRST_ROUNDS),
             outbox_seq: None,
             audit_seq: None,
         })
@@ -883,6 +902,11 @@ impl<'txn> Tables<'txn> {
                     .remove(key.as_str())
                     .ctx(file, "alert_state", "remove")?;
             }
+            Op::PutFirstRound { key, bytes } => {
+                self.first_rounds
+                    .insert(key.as_str(), bytes.as_slice())
+                    .ctx(file, "first_rounds", "insert")?;
+            }
         }
         Ok(())
     }
@@ -916,6 +940,7 @@ impl<'txn> Tables<'txn> {
         self.alert_state
             .remove(id)
             .ctx(file, "alert_state", "remove")?;
+        remove_prefix(&mut self.first_rounds, file, "first_rounds", id)?;
 
         let (lo, hi) = prefix_range(id);
         let open: Vec<(String, String)> = self

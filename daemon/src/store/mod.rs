@@ -47,7 +47,8 @@ use serde::de::DeserializeOwned;
 pub use batch::WriteBatch;
 pub use error::StoreError;
 pub use records::{
-    AuditRecord, CommitStats, DailySnapshot, DeadLetter, Durability, EntityOrigin, OutboxEntry,
+    AuditRecord, CommitStats, DailySnapshot, DeadLetter, Durability, EntityOrigin, FirstRound,
+    FirstRoundOutcome, OutboxEntry,
     OutboxMessage, SentRecord, StoreCounts, StoreOptions, StoredEntity, TaskFilter, TierOverride,
     WriterOptions,
 };
@@ -65,7 +66,7 @@ use tables::*;
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// Every table, for creation at open and for counts.
-const STR_TABLES: [TableDefinition<&str, &[u8]>; 14] = [
+const STR_TABLES: [TableDefinition<&str, &[u8]>; 15] = [
     META,
     ENTITIES,
     TIER_OVERRIDES,
@@ -80,6 +81,7 @@ const STR_TABLES: [TableDefinition<&str, &[u8]>; 14] = [
     TASKS,
     OUTBOX_SENT,
     ALERT_STATE,
+    FIRST_ROUNDS,
 ];
 
 /// The readiness state. Cheap to clone; every clone shares one redb database.
@@ -497,6 +499,20 @@ impl Store {
             .saturating_sub(self.inner.options.fact_history_limit.max(1));
         history.drain(..excess);
         Ok(history)
+    }
+
+    /// Every recorded first round: (entity, source, record), in key order.
+    pub fn first_rounds(&self) -> Result<Vec<(String, String, FirstRound)>, StoreError> {
+        let mut out = Vec::new();
+        self.scan(FIRST_ROUNDS, None, |key, bytes| {
+            let mut parts = key.splitn(2, SEP);
+            if let (Some(entity), Some(source)) = (parts.next(), parts.next()) {
+                let record: FirstRound = self.decode("first_rounds", key, bytes)?;
+                out.push((entity.to_owned(), source.to_owned(), record));
+            }
+            Ok(true)
+        })?;
+        Ok(out)
     }
 
     /// The results of an entity, by scorecard identifier.

@@ -72,6 +72,26 @@ pub(super) struct EntityRecord {
     pub origin: EntityOrigin,
 }
 
+/// How a data source's first round for one entity ended (see the engine's `first_round`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FirstRoundOutcome {
+    /// The source answered (with or without facts for the entity).
+    Collected,
+    /// The source's call failed: counts as collected, its rules see missing facts.
+    Failed,
+    /// `first_round_timeout` passed first.
+    TimedOut,
+}
+
+/// The first round of one (entity, data source): once recorded, results reading that source
+/// act for that entity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FirstRound {
+    pub at: Timestamp,
+    pub outcome: FirstRoundOutcome,
+}
+
 /// The level of every entity on one scorecard at the end of one day: what trend charts read.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DailySnapshot {

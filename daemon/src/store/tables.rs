@@ -58,6 +58,10 @@ pub(super) const AUDIT_BY_SUBJECT: TableDefinition<&str, u64> =
 /// free key (entity␀… by convention) → small MessagePack value: "degraded alert already sent", ...
 pub(super) const ALERT_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("alert_state");
 
+/// entity␀source → `FirstRound`: the data source's first round for the entity has finished,
+/// failed or timed out (the engine's quiet first start reads it back at restart).
+pub(super) const FIRST_ROUNDS: TableDefinition<&str, &[u8]> = TableDefinition::new("first_rounds");
+
 /// Separator of composite keys.
 pub(super) const SEP: char = '\0';
 
