@@ -594,6 +594,33 @@ mod tests {
     }
 
     #[test]
+    fn first_round_timeout_is_humantime_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("readyd.toml");
+        assert_eq!(
+            Config::default().first_round_timeout,
+            std::time::Duration::from_secs(60)
+        );
+        std::fs::write(&file, "first_round_timeout = '1m 30s'").unwrap();
+        let config = Config::load(Some(&file), &env(&[]), &Overrides::default()).unwrap();
+        assert_eq!(config.first_round_timeout, std::time::Duration::from_secs(90));
+        let config = Config::load(
+            Some(&file),
+            &env(&[("READYD_FIRST_ROUND_TIMEOUT", "0s")]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert!(config.first_round_timeout.is_zero());
+        let err = Config::load(
+            None,
+            &env(&[("READYD_FIRST_ROUND_TIMEOUT", "later")]),
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("READYD_FIRST_ROUND_TIMEOUT"), "{err}");
+    }
+
+    #[test]
     fn bad_files_are_refused_with_the_file_named() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("readyd.toml");
@@ -608,6 +635,8 @@ mod tests {
                 "at least 8",
             ),
             ("[[routes]]\nchannels=['nope']", "unknown channel"),
+            ("first_round_timeout = 'soon'", "not a duration"),
+            ("first_round_timeout = 60", "invalid type"),
         ] {
             std::fs::write(&file, text).unwrap();
             let err = Config::load(Some(&file), &env(&[]), &Overrides::default())

@@ -1249,7 +1249,7 @@ fn table_names_are_unique() {
     ]);
     let unique: BTreeSet<_> = names.iter().collect();
     assert_eq!(unique.len(), names.len());
-    assert_eq!(names.len(), 20);
+    assert_eq!(names.len(), 21);
 }
 
 /// DESIGN.md section 11: a full pass (10,000 entities × 5 scorecards × 10 rules) commits in one
@@ -1299,4 +1299,47 @@ fn full_pass_commit_time() {
     let all = store.all_results().unwrap();
     println!("all_results: {} in {:?}", all.len(), started.elapsed());
     println!("file size: {} bytes", store.file_size().unwrap().unwrap());
+}
+
+#[test]
+fn first_rounds_are_kept_per_entity_and_source_and_go_with_the_entity() {
+    let store = mem();
+    let collected = FirstRound {
+        at: at(1),
+        outcome: FirstRoundOutcome::Collected,
+    };
+    let failed = FirstRound {
+        at: at(2),
+        outcome: FirstRoundOutcome::Failed,
+    };
+    let mut batch = WriteBatch::new();
+    batch
+        .put_entity(&entity("pay", Some(1)), EntityOrigin::CatalogFile)
+        .put_entity(&entity("pay-x", Some(1)), EntityOrigin::CatalogFile)
+        .put_first_round("pay", "oncall", &collected)
+        .put_first_round("pay", "prometheus", &failed)
+        .put_first_round("pay-x", "oncall", &collected);
+    store.commit(batch, Durability::Immediate).unwrap();
+    let rounds = store.first_rounds().unwrap();
+    assert_eq!(
+        rounds,
+        [
+            ("pay".to_owned(), "oncall".to_owned(), collected),
+            ("pay".to_owned(), "prometheus".to_owned(), failed),
+            ("pay-x".to_owned(), "oncall".to_owned(), collected),
+        ]
+    );
+    // A key part that cannot exist refuses the whole batch.
+    let mut bad = WriteBatch::new();
+    bad.put_first_round("pay", "", &collected);
+    assert!(store.commit(bad, Durability::Immediate).is_err());
+
+    let mut batch = WriteBatch::new();
+    batch.delete_entity("pay", at(3));
+    store.commit(batch, Durability::Immediate).unwrap();
+    assert_eq!(
+        store.first_rounds().unwrap(),
+        [("pay-x".to_owned(), "oncall".to_owned(), collected)],
+        "deleting pay keeps pay-x's rounds"
+    );
 }
