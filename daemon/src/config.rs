@@ -603,7 +603,10 @@ mod tests {
         );
         std::fs::write(&file, "first_round_timeout = '1m 30s'").unwrap();
         let config = Config::load(Some(&file), &env(&[]), &Overrides::default()).unwrap();
-        assert_eq!(config.first_round_timeout, std::time::Duration::from_secs(90));
+        assert_eq!(
+            config.first_round_timeout,
+            std::time::Duration::from_secs(90)
+        );
         let config = Config::load(
             Some(&file),
             &env(&[("READYD_FIRST_ROUND_TIMEOUT", "0s")]),
@@ -617,7 +620,10 @@ mod tests {
             &Overrides::default(),
         )
         .unwrap_err();
-        assert!(err.to_string().contains("READYD_FIRST_ROUND_TIMEOUT"), "{err}");
+        assert!(
+            err.to_string().contains("READYD_FIRST_ROUND_TIMEOUT"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -204,7 +204,9 @@ impl Org {
     }
 
     async fn start(&self) -> Engine {
-        Engine::start(self.config()).await.expect("the engine starts")
+        Engine::start(self.config())
+            .await
+            .expect("the engine starts")
     }
 
     /// (event kind, entity) of every delivery so far, sorted.
@@ -417,15 +419,21 @@ async fn a_new_entity_is_quiet_until_its_first_round() {
     })
     .await;
     for id in ["new-file", "new-api"] {
-        assert_eq!(level(&engine, id), "Bronze", "{id}: the quiet result is shown");
-        assert!(history(&engine, id).is_empty(), "{id}: no level history yet");
+        assert_eq!(
+            level(&engine, id),
+            "Bronze",
+            "{id}: the quiet result is shown"
+        );
+        assert!(
+            history(&engine, id).is_empty(),
+            "{id}: no level history yet"
+        );
     }
     assert_eq!(tasks(&engine).len(), 1, "no task for the new entities yet");
 
     org.paging.set(Mode::Answer);
     eventually("both new entities reach Gold", || {
-        (level(&engine, "new-file") == "Gold" && level(&engine, "new-api") == "Gold")
-            .then_some(())
+        (level(&engine, "new-file") == "Gold" && level(&engine, "new-api") == "Gold").then_some(())
     })
     .await;
     for id in ["new-file", "new-api"] {

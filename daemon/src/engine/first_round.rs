@@ -25,8 +25,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use crate::model::{ScorecardResult, Timestamp};
-use crate::standards::query::{Query, QueryNode};
 use crate::standards::Standards;
+use crate::standards::query::{Query, QueryNode};
 
 use super::pass::Evaluated;
 

@@ -22,8 +22,8 @@ mod state;
 mod workflows;
 
 pub use api::*;
-pub use pass::{Evaluated, Inputs, evaluate_scorecards, facts_json_text, same_outcome};
 pub use first_round::SourcesRead;
+pub use pass::{Evaluated, Inputs, evaluate_scorecards, facts_json_text, same_outcome};
 pub use reload::ReloadReport;
 pub use state::PartStatus;
 

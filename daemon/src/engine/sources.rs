@@ -353,7 +353,11 @@ impl Engine {
         }
         let now = self.now();
         let mut ids = changed_ids.clone();
-        ids.extend(settle.into_iter().filter(|id| !changed_facts.contains_key(id)));
+        ids.extend(
+            settle
+                .into_iter()
+                .filter(|id| !changed_facts.contains_key(id)),
+        );
         let (standards, inputs) = {
             let state = self.read();
             let inputs: Vec<super::pass::Inputs> = ids

@@ -48,9 +48,8 @@ pub use batch::WriteBatch;
 pub use error::StoreError;
 pub use records::{
     AuditRecord, CommitStats, DailySnapshot, DeadLetter, Durability, EntityOrigin, FirstRound,
-    FirstRoundOutcome, OutboxEntry,
-    OutboxMessage, SentRecord, StoreCounts, StoreOptions, StoredEntity, TaskFilter, TierOverride,
-    WriterOptions,
+    FirstRoundOutcome, OutboxEntry, OutboxMessage, SentRecord, StoreCounts, StoreOptions,
+    StoredEntity, TaskFilter, TierOverride, WriterOptions,
 };
 pub use writer::{Writer, WriterHandle};
 
