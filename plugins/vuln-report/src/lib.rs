@@ -247,3 +247,160 @@ fn is_contained(path: &Path) -> bool {
 }
 
 readyd_plugin_sdk::export!(VulnReport as data_source);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        fs::read(format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    }
+
+    fn put(dir: &Path, path: &str, bytes: &[u8]) {
+        let path = dir.join(path);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, bytes).unwrap();
+    }
+
+    fn plugin(config: Value) -> VulnReport {
+        VulnReport::init(Config::from_json(config)).unwrap()
+    }
+
+    fn collect(dir: &Path, entities: &[Entity]) -> Vec<(String, Value)> {
+        plugin(json!({ "dir": dir })).collect(entities).unwrap()
+    }
+
+    #[test]
+    fn each_entity_gets_its_own_report_and_a_bad_one_spoils_only_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        put(d, "payments.json", &fixture("trivy-image.json"));
+        put(d, "ledger/grype-2026-11-20.json", &fixture("grype-image.json"));
+        put(d, "web.sarif", &fixture("codeql.sarif"));
+        put(d, "broken.json", &fixture("damaged-trivy.json"));
+        put(d, "sbom.json", &fixture("cyclonedx-sbom.json"));
+        let entities = ["payments", "ledger", "web", "broken", "sbom", "ghost"]
+            .map(|id| Entity::new(id, "service"));
+        let out = collect(d, &entities);
+        let by_id: std::collections::BTreeMap<_, _> = out.into_iter().collect();
+        assert_eq!(by_id.len(), 6);
+
+        let payments = &by_id["payments"];
+        assert_eq!(payments["found"], true);
+        assert_eq!(payments["report_file"], "payments.json");
+        assert_eq!(payments["scanner"], "trivy");
+        assert_eq!(payments["vulnerabilities"]["critical"], 2);
+        assert_eq!(payments["fixable"]["critical"], 2);
+
+        assert_eq!(by_id["ledger"]["report_file"], "ledger/grype-2026-11-20.json");
+        assert_eq!(by_id["ledger"]["scanner_version"], "0.86.1");
+        assert_eq!(by_id["web"]["scanner"], "codeql");
+
+        let broken = &by_id["broken"];
+        assert_eq!(broken["found"], true);
+        assert!(broken.get("vulnerabilities").is_none(), "{broken}");
+        let error = broken["error"].as_str().unwrap();
+        assert!(error.starts_with("broken.json: not a JSON document"), "{error}");
+
+        let sbom = by_id["sbom"]["error"].as_str().unwrap();
+        assert!(sbom.starts_with("sbom.json: not a known report format"), "{sbom}");
+
+        assert_eq!(by_id["ghost"], json!({"found": false}));
+    }
+
+    #[test]
+    fn a_report_without_a_scan_time_is_dated_by_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        put(dir.path(), "catalog.json", &fixture("osv-scanner.json"));
+        let written = to_utc(
+            fs::metadata(dir.path().join("catalog.json"))
+                .unwrap()
+                .modified()
+                .unwrap(),
+        )
+        .unwrap();
+        let later = written + chrono::Duration::days(3) + chrono::Duration::seconds(5);
+        let facts = plugin(json!({ "dir": dir.path() }))
+            .facts_of(&Entity::new("catalog", "library"), later);
+        assert_eq!(facts["scanner"], "osv-scanner");
+        assert_eq!(facts["scanned_at_from"], "file_modified");
+        assert_eq!(facts["report_age_days"], 3);
+        assert_eq!(facts["report_age_seconds"], 3 * 86_400 + 5);
+        assert_eq!(facts["vulnerabilities"]["critical"], 1);
+    }
+
+    #[test]
+    fn the_path_property_names_the_report_and_cannot_leave_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        put(d, "scans/team-a/pay.sarif", &fixture("codeql.sarif"));
+        put(d, "scans/ledger/old.json", &fixture("trivy-image.json"));
+        let p = plugin(json!({ "dir": d, "path_property": "security.report" }));
+        let now = Utc::now();
+        let named = Entity::new("pay", "service")
+            .with_property("security", json!({"report": "scans/team-a/pay.sarif"}));
+        assert_eq!(p.facts_of(&named, now)["scanner"], "codeql");
+
+        let a_dir = Entity::new("l", "service")
+            .with_property("security", json!({"report": "scans/ledger"}));
+        assert_eq!(p.facts_of(&a_dir, now)["report_file"], "scans/ledger/old.json");
+
+        for bad in ["../etc/passwd", "/etc/passwd", "scans/../../x"] {
+            let e = Entity::new("x", "service").with_property("security", json!({"report": bad}));
+            let facts = p.facts_of(&e, now);
+            assert_eq!(facts["found"], false, "{bad}");
+            assert!(facts["error"].as_str().unwrap().contains("relative path inside"), "{facts}");
+        }
+        let missing = Entity::new("m", "service")
+            .with_property("security", json!({"report": "scans/nope.json"}));
+        let facts = p.facts_of(&missing, now);
+        assert_eq!(facts["found"], false);
+        assert!(facts["error"].as_str().unwrap().contains("does not exist"), "{facts}");
+        let not_text = Entity::new("n", "service").with_property("security", json!({"report": 5}));
+        assert!(p.facts_of(&not_text, now)["error"].is_string());
+    }
+
+    #[test]
+    fn the_newest_report_in_an_entity_directory_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        put(d, "svc/a-old.json", &fixture("grype-image.json"));
+        put(d, "svc/notes.txt", b"not a report");
+        let old = fs::File::options().write(true).open(d.join("svc/a-old.json")).unwrap();
+        old.set_modified(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000))
+            .unwrap();
+        put(d, "svc/b-new.json", &fixture("trivy-image.json"));
+        let facts = plugin(json!({ "dir": d })).facts_of(&Entity::new("svc", "service"), Utc::now());
+        assert_eq!(facts["report_file"], "svc/b-new.json");
+        let empty = tempfile::tempdir().unwrap();
+        fs::create_dir(empty.path().join("svc")).unwrap();
+        assert_eq!(
+            collect(empty.path(), &[Entity::new("svc", "service")])[0].1,
+            json!({"found": false})
+        );
+    }
+
+    #[test]
+    fn oversized_reports_and_bad_settings_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        put(dir.path(), "big.json", &fixture("trivy-image.json"));
+        let p = plugin(json!({ "dir": dir.path(), "max_report_bytes": 100 }));
+        let facts = p.facts_of(&Entity::new("big", "service"), Utc::now());
+        assert!(
+            facts["error"].as_str().unwrap().contains("larger than max_report_bytes (100)"),
+            "{facts}"
+        );
+        for bad in [
+            json!({"max_report_bytes": 0}),
+            json!({"path_property": " "}),
+            json!({"dir": 7}),
+        ] {
+            assert!(
+                matches!(VulnReport::init(Config::from_json(bad.clone())), Err(PluginError::InvalidConfig(_))),
+                "{bad}"
+            );
+        }
+        let gone = plugin(json!({ "dir": dir.path().join("nope") })).collect(&[Entity::new("a", "service")]);
+        assert!(matches!(gone, Err(PluginError::Unavailable(_))));
+    }
+}
