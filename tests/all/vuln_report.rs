@@ -34,7 +34,10 @@ fn manifest_text(reports: &Path, config: &str) -> String {
 /// lie between them.
 fn age_between(at: &str, before: DateTime<Utc>, after: DateTime<Utc>) -> (i64, i64) {
     let at: DateTime<Utc> = at.parse().unwrap();
-    ((before - at).num_seconds() - 1, (after - at).num_seconds() + 1)
+    (
+        (before - at).num_seconds() - 1,
+        (after - at).num_seconds() + 1,
+    )
 }
 
 #[tokio::test]
@@ -42,7 +45,11 @@ async fn the_built_component_reads_each_entitys_report_from_the_granted_director
     let reports = temp_dir();
     let r = reports.path();
     write_file(r, "payments-api.json", fixture("trivy-image.json"));
-    write_file(r, "ledger/2026-11-20-grype.json", fixture("grype-image.json"));
+    write_file(
+        r,
+        "ledger/2026-11-20-grype.json",
+        fixture("grype-image.json"),
+    );
     write_file(r, "web.sarif", fixture("codeql.sarif"));
     write_file(r, "catalog.json", fixture("osv-scanner.json"));
     write_file(r, "broken.json", fixture("damaged-trivy.json"));
@@ -79,7 +86,10 @@ async fn the_built_component_reads_each_entitys_report_from_the_granted_director
         escaping,
     ];
     let before = Utc::now();
-    let out = plugin.collect(&entities).await.expect("collection succeeds");
+    let out = plugin
+        .collect(&entities)
+        .await
+        .expect("collection succeeds");
     let after = Utc::now();
     let facts: std::collections::BTreeMap<String, Value> = out
         .into_iter()
@@ -87,9 +97,7 @@ async fn the_built_component_reads_each_entitys_report_from_the_granted_director
         .collect();
     assert_eq!(facts.len(), 8, "every entity gets facts: {facts:?}");
 
-    let counts = |c: u64, h: u64, m: u64, l: u64, u: u64| {
-        json!({"critical": c, "high": h, "medium": m, "low": l, "unknown": u, "total": c + h + m + l + u})
-    };
+    let counts = |c: u64, h: u64, m: u64, l: u64, u: u64| json!({"critical": c, "high": h, "medium": m, "low": l, "unknown": u, "total": c + h + m + l + u});
 
     let trivy = &facts["payments-api"];
     assert_eq!(trivy["found"], true);
@@ -133,16 +141,25 @@ async fn the_built_component_reads_each_entitys_report_from_the_granted_director
     // No scan time in OSV-Scanner's JSON: the file's time, which the test just wrote.
     assert_eq!(osv["scanned_at_from"], "file_modified");
     let written: DateTime<Utc> = osv["scanned_at"].as_str().unwrap().parse().unwrap();
-    assert!(written <= after && written >= before - Duration::minutes(10), "{osv}");
+    assert!(
+        written <= after && written >= before - Duration::minutes(10),
+        "{osv}"
+    );
 
     // Damaged and unknown reports: a clear error for that entity, no counts, nothing else spoilt.
     let broken = &facts["broken"];
     assert_eq!(broken["found"], true);
     assert!(broken.get("vulnerabilities").is_none(), "{broken}");
     let error = broken["error"].as_str().unwrap();
-    assert!(error.starts_with("broken.json: not a JSON document: EOF while parsing"), "{error}");
+    assert!(
+        error.starts_with("broken.json: not a JSON document: EOF while parsing"),
+        "{error}"
+    );
     let unknown = facts["sbom"]["error"].as_str().unwrap();
-    assert!(unknown.starts_with("sbom.json: not a known report format"), "{unknown}");
+    assert!(
+        unknown.starts_with("sbom.json: not a known report format"),
+        "{unknown}"
+    );
 
     assert_eq!(facts["ghost"], json!({"found": false}));
     // A property that climbs out of the granted directory reads nothing.
@@ -178,16 +195,26 @@ async fn the_example_security_scorecard_scores_the_collected_reports() {
 
     let org = temp_dir();
     let o = org.path();
-    let catalog: String = ["payments-api", "search-api", "legacy-api", "identity-api", "no-report"]
-        .iter()
-        .map(|id| format!("- identifier: {id}\n  kind: service\n  title: {id}\n  team: platform\n"))
-        .collect();
+    let catalog: String = [
+        "payments-api",
+        "search-api",
+        "legacy-api",
+        "identity-api",
+        "no-report",
+    ]
+    .iter()
+    .map(|id| format!("- identifier: {id}\n  kind: service\n  title: {id}\n  team: platform\n"))
+    .collect();
     write_file(o, "catalog/services.yaml", catalog);
     let scorecard = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/vuln-report/security.example.yaml"),
     )
     .unwrap();
-    write_file(o, "standards/scorecards/vulnerability-scans.yaml", scorecard);
+    write_file(
+        o,
+        "standards/scorecards/vulnerability-scans.yaml",
+        scorecard,
+    );
     write_file(o, "plugins/vuln-report.toml", manifest_text(r, ""));
 
     let daemon = start_daemon_in(o, |config| config.cache_dir = shared_plugin_cache()).await;
@@ -201,8 +228,16 @@ async fn the_example_security_scorecard_scores_the_collected_reports() {
     assert!(text.contains("\"fixable\""), "{text}");
 
     let mut statuses = std::collections::BTreeMap::new();
-    for id in ["payments-api", "search-api", "legacy-api", "identity-api", "no-report"] {
-        let scores = daemon.get(&format!("/v1/entities/{id}/scores"), viewer).await;
+    for id in [
+        "payments-api",
+        "search-api",
+        "legacy-api",
+        "identity-api",
+        "no-report",
+    ] {
+        let scores = daemon
+            .get(&format!("/v1/entities/{id}/scores"), viewer)
+            .await;
         assert_eq!(scores.status, 200, "{}", scores.text());
         let card = scores
             .json()

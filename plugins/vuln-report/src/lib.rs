@@ -173,7 +173,11 @@ impl VulnReport {
     }
 
     /// Read and summarise one report file; the error is the reason, without the file name.
-    fn read(&self, path: &Path, now: DateTime<Utc>) -> Result<serde_json::Map<String, Value>, String> {
+    fn read(
+        &self,
+        path: &Path,
+        now: DateTime<Utc>,
+    ) -> Result<serde_json::Map<String, Value>, String> {
         let meta = fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
         if meta.len() > self.max_report_bytes {
             return Err(format!(
@@ -275,7 +279,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         put(d, "payments.json", &fixture("trivy-image.json"));
-        put(d, "ledger/grype-2026-11-20.json", &fixture("grype-image.json"));
+        put(
+            d,
+            "ledger/grype-2026-11-20.json",
+            &fixture("grype-image.json"),
+        );
         put(d, "web.sarif", &fixture("codeql.sarif"));
         put(d, "broken.json", &fixture("damaged-trivy.json"));
         put(d, "sbom.json", &fixture("cyclonedx-sbom.json"));
@@ -292,7 +300,10 @@ mod tests {
         assert_eq!(payments["vulnerabilities"]["critical"], 2);
         assert_eq!(payments["fixable"]["critical"], 2);
 
-        assert_eq!(by_id["ledger"]["report_file"], "ledger/grype-2026-11-20.json");
+        assert_eq!(
+            by_id["ledger"]["report_file"],
+            "ledger/grype-2026-11-20.json"
+        );
         assert_eq!(by_id["ledger"]["scanner_version"], "0.86.1");
         assert_eq!(by_id["web"]["scanner"], "codeql");
 
@@ -300,10 +311,16 @@ mod tests {
         assert_eq!(broken["found"], true);
         assert!(broken.get("vulnerabilities").is_none(), "{broken}");
         let error = broken["error"].as_str().unwrap();
-        assert!(error.starts_with("broken.json: not a JSON document"), "{error}");
+        assert!(
+            error.starts_with("broken.json: not a JSON document"),
+            "{error}"
+        );
 
         let sbom = by_id["sbom"]["error"].as_str().unwrap();
-        assert!(sbom.starts_with("sbom.json: not a known report format"), "{sbom}");
+        assert!(
+            sbom.starts_with("sbom.json: not a known report format"),
+            "{sbom}"
+        );
 
         assert_eq!(by_id["ghost"], json!({"found": false}));
     }
@@ -343,19 +360,31 @@ mod tests {
 
         let a_dir = Entity::new("l", "service")
             .with_property("security", json!({"report": "scans/ledger"}));
-        assert_eq!(p.facts_of(&a_dir, now)["report_file"], "scans/ledger/old.json");
+        assert_eq!(
+            p.facts_of(&a_dir, now)["report_file"],
+            "scans/ledger/old.json"
+        );
 
         for bad in ["../etc/passwd", "/etc/passwd", "scans/../../x"] {
             let e = Entity::new("x", "service").with_property("security", json!({"report": bad}));
             let facts = p.facts_of(&e, now);
             assert_eq!(facts["found"], false, "{bad}");
-            assert!(facts["error"].as_str().unwrap().contains("relative path inside"), "{facts}");
+            assert!(
+                facts["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("relative path inside"),
+                "{facts}"
+            );
         }
         let missing = Entity::new("m", "service")
             .with_property("security", json!({"report": "scans/nope.json"}));
         let facts = p.facts_of(&missing, now);
         assert_eq!(facts["found"], false);
-        assert!(facts["error"].as_str().unwrap().contains("does not exist"), "{facts}");
+        assert!(
+            facts["error"].as_str().unwrap().contains("does not exist"),
+            "{facts}"
+        );
         let not_text = Entity::new("n", "service").with_property("security", json!({"report": 5}));
         assert!(p.facts_of(&not_text, now)["error"].is_string());
     }
@@ -366,11 +395,15 @@ mod tests {
         let d = dir.path();
         put(d, "svc/a-old.json", &fixture("grype-image.json"));
         put(d, "svc/notes.txt", b"not a report");
-        let old = fs::File::options().write(true).open(d.join("svc/a-old.json")).unwrap();
+        let old = fs::File::options()
+            .write(true)
+            .open(d.join("svc/a-old.json"))
+            .unwrap();
         old.set_modified(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000))
             .unwrap();
         put(d, "svc/b-new.json", &fixture("trivy-image.json"));
-        let facts = plugin(json!({ "dir": d })).facts_of(&Entity::new("svc", "service"), Utc::now());
+        let facts =
+            plugin(json!({ "dir": d })).facts_of(&Entity::new("svc", "service"), Utc::now());
         assert_eq!(facts["report_file"], "svc/b-new.json");
         let empty = tempfile::tempdir().unwrap();
         fs::create_dir(empty.path().join("svc")).unwrap();
@@ -387,7 +420,10 @@ mod tests {
         let p = plugin(json!({ "dir": dir.path(), "max_report_bytes": 100 }));
         let facts = p.facts_of(&Entity::new("big", "service"), Utc::now());
         assert!(
-            facts["error"].as_str().unwrap().contains("larger than max_report_bytes (100)"),
+            facts["error"]
+                .as_str()
+                .unwrap()
+                .contains("larger than max_report_bytes (100)"),
             "{facts}"
         );
         for bad in [
@@ -396,11 +432,15 @@ mod tests {
             json!({"dir": 7}),
         ] {
             assert!(
-                matches!(VulnReport::init(Config::from_json(bad.clone())), Err(PluginError::InvalidConfig(_))),
+                matches!(
+                    VulnReport::init(Config::from_json(bad.clone())),
+                    Err(PluginError::InvalidConfig(_))
+                ),
                 "{bad}"
             );
         }
-        let gone = plugin(json!({ "dir": dir.path().join("nope") })).collect(&[Entity::new("a", "service")]);
+        let gone = plugin(json!({ "dir": dir.path().join("nope") }))
+            .collect(&[Entity::new("a", "service")]);
         assert!(matches!(gone, Err(PluginError::Unavailable(_))));
     }
 }

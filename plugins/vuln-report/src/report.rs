@@ -224,7 +224,12 @@ pub enum ReportError {
 pub fn parse(bytes: &[u8]) -> Result<Report, ReportError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let doc: Value = serde_json::from_slice(bytes).map_err(|e| ReportError::NotJson {
-        reason: e.to_string().split(" at line ").next().unwrap_or("").to_string(),
+        reason: e
+            .to_string()
+            .split(" at line ")
+            .next()
+            .unwrap_or("")
+            .to_string(),
         line: e.line(),
         column: e.column(),
     })?;
@@ -388,7 +393,12 @@ impl Reader {
     }
 
     /// `value[key]` as an array; absent or `null` is empty (Go's `omitempty` and nil slices).
-    fn array<'a>(&self, value: &'a Value, key: &str, path: &str) -> Result<&'a [Value], ReportError> {
+    fn array<'a>(
+        &self,
+        value: &'a Value,
+        key: &str,
+        path: &str,
+    ) -> Result<&'a [Value], ReportError> {
         match value.get(key) {
             None | Some(Value::Null) => Ok(&[]),
             Some(Value::Array(items)) => Ok(items),
@@ -400,7 +410,12 @@ impl Reader {
     }
 
     /// `value[key]` as a string; absent, `null` or empty is `None`.
-    fn string<'a>(&self, value: &'a Value, key: &str, path: &str) -> Result<Option<&'a str>, ReportError> {
+    fn string<'a>(
+        &self,
+        value: &'a Value,
+        key: &str,
+        path: &str,
+    ) -> Result<Option<&'a str>, ReportError> {
         match value.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
@@ -413,12 +428,22 @@ impl Reader {
     }
 
     /// `value[key]` as an RFC 3339 time; absent, `null`, empty or Go's zero time is `None`.
-    fn time(&self, value: &Value, key: &str, path: &str) -> Result<Option<DateTime<Utc>>, ReportError> {
+    fn time(
+        &self,
+        value: &Value,
+        key: &str,
+        path: &str,
+    ) -> Result<Option<DateTime<Utc>>, ReportError> {
         let Some(text) = self.string(value, key, path)? else {
             return Ok(None);
         };
         let parsed = DateTime::parse_from_rfc3339(text)
-            .map_err(|e| self.fault(&join(path, key), format!("{text:?} is not an RFC 3339 time: {e}")))?
+            .map_err(|e| {
+                self.fault(
+                    &join(path, key),
+                    format!("{text:?} is not an RFC 3339 time: {e}"),
+                )
+            })?
             .with_timezone(&Utc);
         // Go writes an unset time.Time as 0001-01-01T00:00:00Z: no date, not a 2000-year-old one.
         Ok((parsed.timestamp() > 0).then_some(parsed))
@@ -473,7 +498,11 @@ fn trivy(doc: &Value) -> Result<Report, ReportError> {
     for (i, result) in r.array(doc, "Results", "")?.iter().enumerate() {
         let rpath = at("", "Results", i);
         let result = r.object(result, &rpath)?;
-        for (j, vuln) in r.array(result, "Vulnerabilities", &rpath)?.iter().enumerate() {
+        for (j, vuln) in r
+            .array(result, "Vulnerabilities", &rpath)?
+            .iter()
+            .enumerate()
+        {
             let vpath = at(&rpath, "Vulnerabilities", j);
             let vuln = r.object(vuln, &vpath)?;
             // A VEX statement can mark a finding not affected; Trivy may still list it.
@@ -619,7 +648,10 @@ fn osv_scanner(doc: &Value) -> Result<Report, ReportError> {
                 let mut members = Vec::new();
                 for (l, id) in r.array(group, "ids", &gpath)?.iter().enumerate() {
                     let id = id.as_str().ok_or_else(|| {
-                        r.fault(&at(&gpath, "ids", l), format!("must be a string, is {}", shape(id)))
+                        r.fault(
+                            &at(&gpath, "ids", l),
+                            format!("must be a string, is {}", shape(id)),
+                        )
                     })?;
                     members.extend(by_id.iter().filter(|v| v.id == id));
                 }
@@ -627,7 +659,10 @@ fn osv_scanner(doc: &Value) -> Result<Report, ReportError> {
                     None | Some(Value::Null) => None,
                     Some(Value::String(s)) if s.trim().is_empty() => None,
                     Some(Value::String(s)) => Some(s.trim().parse::<f64>().map_err(|_| {
-                        r.fault(&join(&gpath, "max_severity"), format!("{s:?} is not a CVSS score"))
+                        r.fault(
+                            &join(&gpath, "max_severity"),
+                            format!("{s:?} is not a CVSS score"),
+                        )
                     })?),
                     Some(Value::Number(n)) => n.as_f64(),
                     Some(other) => {
@@ -644,7 +679,10 @@ fn osv_scanner(doc: &Value) -> Result<Report, ReportError> {
                         .min()
                         .unwrap_or(Severity::Unknown)
                 });
-                let id = group.get("ids").and_then(|ids| ids.get(0)).and_then(Value::as_str);
+                let id = group
+                    .get("ids")
+                    .and_then(|ids| ids.get(0))
+                    .and_then(Value::as_str);
                 let Some(id) = id else {
                     return Err(r.fault(&join(&gpath, "ids"), "is empty"));
                 };
@@ -702,10 +740,18 @@ fn osv_label(r: &Reader, vuln: &Value, path: &str) -> Result<Severity, ReportErr
 
 /// Whether the OSV entry names a `fixed` event for this package (any package when no
 /// `affected` entry names it).
-fn osv_fixed(r: &Reader, vuln: &Value, package: Option<&str>, path: &str) -> Result<bool, ReportError> {
+fn osv_fixed(
+    r: &Reader,
+    vuln: &Value,
+    package: Option<&str>,
+    path: &str,
+) -> Result<bool, ReportError> {
     let affected = r.array(vuln, "affected", path)?;
     let names_it = |a: &Value| {
-        a.get("package").and_then(|p| p.get("name")).and_then(Value::as_str) == package
+        a.get("package")
+            .and_then(|p| p.get("name"))
+            .and_then(Value::as_str)
+            == package
     };
     let any_names_it = package.is_some() && affected.iter().any(names_it);
     for (i, a) in affected.iter().enumerate() {
@@ -716,7 +762,11 @@ fn osv_fixed(r: &Reader, vuln: &Value, package: Option<&str>, path: &str) -> Res
         for (j, range) in r.array(a, "ranges", &apath)?.iter().enumerate() {
             let rpath = at(&apath, "ranges", j);
             for event in r.array(range, "events", &rpath)? {
-                if event.get("fixed").and_then(Value::as_str).is_some_and(|f| !f.is_empty()) {
+                if event
+                    .get("fixed")
+                    .and_then(Value::as_str)
+                    .is_some_and(|f| !f.is_empty())
+                {
                     return Ok(true);
                 }
             }
@@ -788,8 +838,9 @@ fn sarif(doc: &Value) -> Result<Report, ReportError> {
                 None => {
                     let level = match r.string(result, "level", &path)? {
                         Some(level) => Some(level),
-                        None => rule
-                            .and_then(|rule| rule["defaultConfiguration"]["level"].as_str()),
+                        None => {
+                            rule.and_then(|rule| rule["defaultConfiguration"]["level"].as_str())
+                        }
                     };
                     // SARIF's default level is `warning`.
                     match level.unwrap_or("warning") {
@@ -1013,7 +1064,12 @@ mod tests {
         // error → high; the rule's default `error` level; `none` → unknown.
         assert_eq!(
             severities,
-            [Severity::Critical, Severity::High, Severity::High, Severity::Unknown]
+            [
+                Severity::Critical,
+                Severity::High,
+                Severity::High,
+                Severity::Unknown
+            ]
         );
     }
 
@@ -1024,9 +1080,16 @@ mod tests {
             panic!("{err:?}")
         };
         assert!(*line > 1, "{err}");
-        assert!(err.to_string().starts_with("not a JSON document: EOF while parsing"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("not a JSON document: EOF while parsing"),
+            "{err}"
+        );
         assert!(matches!(parse(b""), Err(ReportError::NotJson { .. })));
-        assert!(matches!(parse(b"\x89PNG\r\n"), Err(ReportError::NotJson { .. })));
+        assert!(matches!(
+            parse(b"\x89PNG\r\n"),
+            Err(ReportError::NotJson { .. })
+        ));
     }
 
     #[test]
@@ -1035,7 +1098,10 @@ mod tests {
         assert!(matches!(err, ReportError::UnknownFormat { .. }), "{err:?}");
         let text = err.to_string();
         assert!(text.contains("an object with $schema, bomFormat"), "{text}");
-        assert!(text.contains("Trivy") && text.contains("SARIF 2.1.0"), "{text}");
+        assert!(
+            text.contains("Trivy") && text.contains("SARIF 2.1.0"),
+            "{text}"
+        );
         for doc in [json!("report"), json!(42), json!({}), json!([1, 2])] {
             assert!(
                 matches!(parse_value(&doc), Err(ReportError::UnknownFormat { .. })),
@@ -1048,13 +1114,30 @@ mod tests {
     fn unsupported_versions_are_refused_with_a_hint() {
         let v1 = json!([{"Target": "alpine 3.7.1", "Vulnerabilities": []}]);
         let err = parse_value(&v1).unwrap_err();
-        assert!(matches!(err, ReportError::Unsupported { format: Format::Trivy, .. }), "{err:?}");
+        assert!(
+            matches!(
+                err,
+                ReportError::Unsupported {
+                    format: Format::Trivy,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
         let v3 = json!({"SchemaVersion": 3, "ArtifactName": "x"});
-        assert!(parse_value(&v3).unwrap_err().to_string().contains("SchemaVersion 3"));
+        assert!(
+            parse_value(&v3)
+                .unwrap_err()
+                .to_string()
+                .contains("SchemaVersion 3")
+        );
         let sarif1 = json!({"version": "1.0.0", "runs": []});
         assert!(matches!(
             parse_value(&sarif1),
-            Err(ReportError::Unsupported { format: Format::Sarif, .. })
+            Err(ReportError::Unsupported {
+                format: Format::Sarif,
+                ..
+            })
         ));
     }
 
