@@ -1,6 +1,6 @@
 //! The `vuln-report` data source as the daemon runs it: the built component, a read-only `dirs`
 //! grant over a temporary directory of real-shaped reports (the fixtures of
-//! `plugins/vuln-report/fixtures/`), and the example scorecard evaluated on its facts.
+//! `plugins/vuln-report/fixtures/`), and the example manifest and scorecard in a running daemon.
 //!
 //! Ages depend on the wall clock the guest reads, so they are checked against the interval
 //! between the test's own clock readings before and after the call, never against a duration.
@@ -215,7 +215,28 @@ async fn the_example_security_scorecard_scores_the_collected_reports() {
         "standards/scorecards/vulnerability-scans.yaml",
         scorecard,
     );
-    write_file(o, "plugins/vuln-report.toml", manifest_text(r, ""));
+    // The example manifest as shipped, pointed at the built component and the reports.
+    let example = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../plugins/vuln-report/vuln-report.example.toml"),
+    )
+    .unwrap();
+    let manifest: String = example
+        .lines()
+        .map(|line| {
+            if line.starts_with("wasm = ") {
+                format!("wasm = {:?}", artifacts::VULN_REPORT)
+            } else {
+                line.replace(
+                    "\"/srv/scan-reports\"",
+                    &format!("{:?}", r.display().to_string()),
+                )
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(manifest.contains(&r.display().to_string()), "{manifest}");
+    write_file(o, "plugins/vuln-report.toml", manifest);
 
     let daemon = start_daemon_in(o, |config| config.cache_dir = shared_plugin_cache()).await;
     daemon.engine.collect_once().await;

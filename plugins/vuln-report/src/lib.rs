@@ -1,6 +1,6 @@
 //! `vuln-report`: a data source that reads vulnerability scan reports from a granted directory.
 //!
-//! Config: `{ "dir": "/reports", "path_property": "vuln_report", "max_report_bytes": 33554432 }`
+//! Config: `{ "dir": "/reports", "path_property": "vuln_report", "max_report_bytes": 16777216 }`
 //! (all optional). `dir` is the guest path of a read-only directory the manifest grants
 //! (`[capabilities] dirs = { "/reports" = "/srv/scans" }`). An entity's report is the file (or
 //! directory) its `path_property` names, relative to `dir`; without that property,
@@ -53,10 +53,10 @@ fn default_path_property() -> String {
     "vuln_report".into()
 }
 
-/// Large image scans with full descriptions run to a few MiB; 32 MiB leaves room and still
-/// fits the default plugin memory.
+/// Large image scans with full descriptions run to a few MiB. A report is parsed whole into a
+/// JSON tree several times its size, so the limit keeps one report well inside a 256 MiB plugin.
 fn default_max_report_bytes() -> u64 {
-    32 * 1024 * 1024
+    16 * 1024 * 1024
 }
 
 /// The report reader.
