@@ -1213,3 +1213,95 @@ mod tests {
         assert_eq!(Severity::from_label("important"), Severity::Unknown);
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    //! Hostile input: whatever the bytes, the parser answers a report or an error, never a panic.
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const FIXTURES: [&[u8]; 4] = [
+        include_bytes!("../fixtures/trivy-image.json"),
+        include_bytes!("../fixtures/grype-image.json"),
+        include_bytes!("../fixtures/osv-scanner.json"),
+        include_bytes!("../fixtures/codeql.sarif"),
+    ];
+
+    fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            ".{0,12}".prop_map(Value::from),
+            Just(json!("2026-11-30T00:00:00Z")),
+            Just(json!("CRITICAL")),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                prop::collection::btree_map(".{0,8}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// Every object and array inside `doc`, by JSON pointer.
+    fn pointers(doc: &Value, at: String, out: &mut Vec<String>) {
+        match doc {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    let p = format!("{at}/{}", k.replace('~', "~0").replace('/', "~1"));
+                    out.push(p.clone());
+                    pointers(v, p, out);
+                }
+            }
+            Value::Array(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    let p = format!("{at}/{i}");
+                    out.push(p.clone());
+                    pointers(v, p, out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+            let _ = parse(&bytes);
+        }
+
+        #[test]
+        fn truncated_reports_are_not_json(which in 0usize..4, cut in 0.0f64..1.0) {
+            let bytes = FIXTURES[which];
+            let end = ((bytes.len() as f64) * cut) as usize;
+            // The fixtures end in `}` plus a newline: any shorter prefix is unfinished JSON.
+            if end < bytes.len() - 2 {
+                let result = parse(&bytes[..end]);
+                prop_assert!(matches!(result, Err(ReportError::NotJson { .. })), "{result:?}");
+            }
+        }
+
+        #[test]
+        fn any_member_replaced_by_anything_never_panics(
+            which in 0usize..4,
+            pick in any::<prop::sample::Index>(),
+            value in any_json(),
+        ) {
+            let mut doc: Value = serde_json::from_slice(FIXTURES[which]).unwrap();
+            let mut all = Vec::new();
+            pointers(&doc, String::new(), &mut all);
+            let pointer = pick.get(&all).clone();
+            *doc.pointer_mut(&pointer).unwrap() = value;
+            if let Ok(report) = parse_value(&doc) {
+                let facts = report.facts(Utc::now());
+                let total = facts["vulnerabilities"]["total"].as_u64().unwrap();
+                prop_assert!(facts["fixable"]["total"].as_u64().unwrap() <= total);
+            }
+        }
+    }
+}
