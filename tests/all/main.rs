@@ -5,3 +5,4 @@ mod dashboard;
 mod engine;
 mod plugins;
 mod quiet_start;
+mod vuln_report;
