@@ -23,6 +23,7 @@ mod workflows;
 pub use api::*;
 pub use pass::{Evaluated, Inputs, evaluate_scorecards, facts_json_text, same_outcome};
 pub use reload::ReloadReport;
+pub use sources::CollectFailure;
 pub use state::PartStatus;
 
 use std::sync::atomic::{AtomicBool, Ordering};
