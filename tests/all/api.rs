@@ -706,27 +706,25 @@ async fn catalog_scores_and_filters_over_http() {
     daemon.stop().await.unwrap();
 }
 
+async fn entity_json(daemon: &TestDaemon, id: &str) -> Value {
+    let answer = daemon
+        .get(&format!("/v1/entities/{id}"), Some(token_for("viewer")))
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    answer.json()
+}
+
 /// Issue 17: `catalog_tier` was only shown beside an approved override, although the README
 /// says it is the file's tier. It is the file's tier whenever the file has one.
 #[tokio::test]
 async fn catalog_tier_is_the_files_tier_whenever_the_file_has_one() {
     let daemon = start_daemon(|_| {}).await;
     wait_ready(&daemon).await;
-    let viewer = Some(token_for("viewer"));
-    let entity = |daemon: &TestDaemon, id: &'static str| {
-        let path = format!("/v1/entities/{id}");
-        async move {
-            let answer = daemon.get(&path, viewer).await;
-            assert_eq!(answer.status, 200, "{}", answer.text());
-            answer.json()
-        }
-    };
-
-    let payments = entity(&daemon, "payments-api").await;
+    let payments = entity_json(&daemon, "payments-api").await;
     assert_eq!(payments["tier"], 1, "{payments}");
     assert_eq!(payments["catalog_tier"], 1, "{payments}");
     // The file gives docs-site no tier, and nothing overrides it: nothing to show.
-    let docs = entity(&daemon, "docs-site").await;
+    let docs = entity_json(&daemon, "docs-site").await;
     assert!(docs.get("catalog_tier").is_none(), "{docs}");
 
     // Approved tier changes: the effective tier moves, `catalog_tier` stays the file's.
@@ -752,10 +750,10 @@ async fn catalog_tier_is_the_files_tier_whenever_the_file_has_one() {
             .await;
         assert_eq!(approved.status, 200, "{}", approved.text());
     }
-    let identity = entity(&daemon, "identity-api").await;
+    let identity = entity_json(&daemon, "identity-api").await;
     assert_eq!(identity["tier"], 1, "{identity}");
     assert_eq!(identity["catalog_tier"], 2, "{identity}");
-    let docs = entity(&daemon, "docs-site").await;
+    let docs = entity_json(&daemon, "docs-site").await;
     assert_eq!(docs["tier"], 3, "{docs}");
     assert_eq!(docs["catalog_tier"], Value::Null, "{docs}");
     assert!(docs.get("catalog_tier").is_some(), "{docs}");
