@@ -100,7 +100,7 @@ fn plugins_dir(plugins: &[(&str, &str, &str)]) -> tempfile::TempDir {
 /// the test run's shared one.
 fn example_org(stand_in_port: u16) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temporary directory");
-    copy_dir(&examples(), dir.path());
+    copy_dir(examples(), dir.path());
     let _ = std::fs::remove_dir_all(dir.path().join(".readyd"));
     let port =
         |text: String| text.replace("127.0.0.1:18090", &format!("127.0.0.1:{stand_in_port}"));
@@ -206,13 +206,16 @@ fn readme_demo_commands() -> Vec<String> {
     commands
 }
 
+/// Whether a command's output shows it worked; the reason when not.
+type OutputCheck = fn(&str) -> Result<(), String>;
+
 /// What each README command must print to count as working, by a substring of the command.
 /// A command with no entry here fails the test: nothing in the README goes unrun.
-fn readme_expectation(command: &str) -> Option<fn(&str) -> Result<(), String>> {
+fn readme_expectation(command: &str) -> Option<OutputCheck> {
     fn json(out: &str) -> Result<serde_json::Value, String> {
         serde_json::from_str(out).map_err(|e| format!("not JSON ({e}): {out}"))
     }
-    let table: [(&str, fn(&str) -> Result<(), String>); 5] = [
+    let table: [(&str, OutputCheck); 5] = [
         ("/v1/gate/payments-ledger", |out| {
             let answer = json(out)?;
             answer["allowed"]
