@@ -88,6 +88,10 @@ pub struct EvalArgs {
     /// Exit 1 when an entity misses its tier's requirements (each miss is listed).
     #[arg(long)]
     pub check_tiers: bool,
+    /// Exit 1 when a plugin did not load or a data source failed to collect (each failure is
+    /// printed on stderr either way): the scores would otherwise silently differ.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// Output of `readyd eval`.
@@ -97,15 +101,23 @@ pub enum EvalFormat {
     Json,
 }
 
-/// `readyd validate`.
+/// `readyd validate`: the directories given, or, with none given, the three directories of the
+/// configuration file (`--config`, by default `readyd.toml` in the working directory).
 #[derive(Debug, clap::Args)]
 pub struct ValidateArgs {
+    /// The standards directory (scorecards, tiers.yaml, initiatives).
     #[arg(long)]
     pub standards: Option<PathBuf>,
+    /// The catalog directory.
     #[arg(long)]
     pub catalog: Option<PathBuf>,
+    /// The plugins directory: each manifest, and its component loaded as the daemon would.
     #[arg(long)]
     pub plugins: Option<PathBuf>,
+    /// The configuration whose directories are checked (the flags above override them); by
+    /// default `readyd.toml` in the working directory, when no directory flag is given.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
 }
 
 /// `readyd gate`.
@@ -182,7 +194,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
                 serve(config, Some(stand_in)).await
             }
             Command::Eval(args) => eval(args).await,
-            Command::Validate(args) => Ok(validate(&args)),
+            Command::Validate(args) => validate(&args).await,
             Command::Gate(args) => {
                 crate::http::client::gate_command(&args.url, args.token.as_deref(), &args.id).await
             }
@@ -196,8 +208,13 @@ fn init_tracing(config: &Config) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         EnvFilter::new(format!("{},wasmtime=warn,cranelift=warn", config.log_level))
     });
+    // Colours only for a person at a terminal: a file, a pipe or journald would keep the
+    // escape codes as text. `NO_COLOR` (any value) turns them off there too.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let _ = match config.log_format {
         LogFormat::Json => builder.json().try_init(),
@@ -291,10 +308,38 @@ async fn eval_with(config: Config, args: &EvalArgs) -> anyhow::Result<i32> {
             return Ok(2);
         }
     }
-    if let Some(e) = status["plugin_errors"].as_str() {
-        eprintln!("warning: {e}");
+    // Every plugin that did not load and every data-source batch that failed is said on
+    // stderr: its rules score as errors or on missing facts, which must not pass unseen.
+    let mut source_failures = 0usize;
+    if let Some(dir) = &args.plugins {
+        let (_, errors) = crate::plugin::load_manifests(dir);
+        for e in &errors {
+            eprintln!("warning: plugin manifest {e}");
+        }
+        source_failures += errors.len();
     }
-    engine.collect_once().await;
+    for plugin in status["plugins"].as_array().into_iter().flatten() {
+        if plugin["version"].is_null() {
+            eprintln!(
+                "warning: plugin {} did not load: {}",
+                plugin["name"].as_str().unwrap_or("?"),
+                plugin["last_error"].as_str().unwrap_or("unknown error")
+            );
+            source_failures += 1;
+        }
+    }
+    for failure in engine.collect_once().await {
+        let entities = match failure.entities.as_slice() {
+            [one] => format!("entity {one}"),
+            many if many.len() == view_count(&engine) => "its round".to_owned(),
+            many => format!("entities {}", many.join(", ")),
+        };
+        eprintln!(
+            "warning: data source {} failed for {entities}: {}",
+            failure.plugin, failure.reason
+        );
+        source_failures += 1;
+    }
     if let Some(path) = &args.facts {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -319,6 +364,7 @@ async fn eval_with(config: Config, args: &EvalArgs) -> anyhow::Result<i32> {
     let mut out = serde_json::Map::new();
     let mut exit = 0;
     let mut misses = Vec::new();
+    let mut below = Vec::new();
     for view in &entities {
         let id = &view.entity.identifier;
         let mut cards = serde_json::Map::new();
@@ -339,6 +385,7 @@ async fn eval_with(config: Config, args: &EvalArgs) -> anyhow::Result<i32> {
                 && r.level_index < wanted
             {
                 exit = 1;
+                below.push(format!("{id}: {} is {}", r.scorecard, r.level));
             }
             cards.insert(
                 r.scorecard.to_string(),
@@ -364,13 +411,31 @@ async fn eval_with(config: Config, args: &EvalArgs) -> anyhow::Result<i32> {
         }
         exit = 1;
     }
-    if exit != 0
+    if !below.is_empty()
         && let Some(level) = &args.fail_below
     {
-        eprintln!("some entities are below {level}");
+        eprintln!("{} result(s) below {level}:", below.len());
+        for b in &below {
+            eprintln!("  {b}");
+        }
+    }
+    if source_failures > 0 {
+        if args.strict {
+            eprintln!("{source_failures} plugin or data-source failure(s) (--strict)");
+            exit = 1;
+        } else {
+            eprintln!(
+                "{source_failures} plugin or data-source failure(s): scores above use the facts \
+                 that were collected (--strict makes this exit 1)"
+            );
+        }
     }
     engine.shutdown().await;
     Ok(exit)
+}
+
+fn view_count(engine: &Engine) -> usize {
+    engine.entities(&Default::default()).len()
 }
 
 fn print_table(engine: &Engine, out: &serde_json::Map<String, serde_json::Value>) {
@@ -402,13 +467,55 @@ fn print_table(engine: &Engine, out: &serde_json::Map<String, serde_json::Value>
     }
 }
 
-fn validate(args: &ValidateArgs) -> i32 {
+/// The directories `readyd validate` checks: the flags, over the configuration's when there is
+/// one. `Ok(None)`: nothing was named and there is no `readyd.toml` to read them from.
+fn validate_dirs(args: &ValidateArgs) -> anyhow::Result<Option<ValidateArgs>> {
+    let flags = args.standards.is_some() || args.catalog.is_some() || args.plugins.is_some();
+    let config_file = match &args.config {
+        Some(file) => Some(file.clone()),
+        None if flags => None,
+        None => Some(PathBuf::from("readyd.toml")).filter(|f| f.is_file()),
+    };
+    let Some(file) = config_file else {
+        return Ok(flags.then(|| ValidateArgs {
+            standards: args.standards.clone(),
+            catalog: args.catalog.clone(),
+            plugins: args.plugins.clone(),
+            config: None,
+        }));
+    };
+    let config = Config::load(
+        Some(&file),
+        &crate::config::process_env(),
+        &Overrides::default(),
+    )?;
+    println!("config: {}", file.display());
+    Ok(Some(ValidateArgs {
+        standards: Some(args.standards.clone().unwrap_or(config.standards_dir)),
+        catalog: Some(args.catalog.clone().unwrap_or(config.catalog_dir)),
+        plugins: Some(args.plugins.clone().unwrap_or(config.plugins_dir)),
+        config: Some(file),
+    }))
+}
+
+async fn validate(args: &ValidateArgs) -> anyhow::Result<i32> {
+    let Some(args) = validate_dirs(args)? else {
+        // Never "ok" having checked nothing.
+        eprintln!(
+            "error: nothing to validate: give --standards DIR, --catalog DIR and/or --plugins DIR, \
+             or --config FILE (there is no readyd.toml in {})",
+            std::env::current_dir()
+                .map(|d| d.display().to_string())
+                .unwrap_or_else(|_| "the working directory".to_owned())
+        );
+        return Ok(2);
+    };
     let mut problems = Vec::new();
     let mut kinds: BTreeMap<String, crate::standards::PluginKind> = BTreeMap::new();
     if let Some(dir) = &args.plugins {
         let (manifests, errors) = crate::plugin::load_manifests(dir);
         problems.extend(errors.iter().map(ToString::to_string));
-        for m in manifests {
+        for m in &manifests {
             kinds.insert(
                 m.name.clone(),
                 match m.kind {
@@ -419,6 +526,17 @@ fn validate(args: &ValidateArgs) -> i32 {
                 },
             );
         }
+        // Each component as the daemon would load it: a wrong world or a broken component is
+        // a problem here, as it is for `readyd plugin check`.
+        let count = manifests.len();
+        let mut loaded = 0;
+        for (path, outcome) in crate::plugin::cli::load_components(manifests).await? {
+            match outcome {
+                Ok(_) => loaded += 1,
+                Err(error) => problems.push(format!("{}: {error}", path.display())),
+            }
+        }
+        println!("plugins: {count} manifests, {loaded} components loaded");
     }
     if let Some(dir) = &args.catalog {
         match crate::catalog::load_dir(dir) {
@@ -443,13 +561,13 @@ fn validate(args: &ValidateArgs) -> i32 {
     }
     if problems.is_empty() {
         println!("ok");
-        0
+        Ok(0)
     } else {
         for p in &problems {
             eprintln!("error: {p}");
         }
         eprintln!("{} problem(s)", problems.len());
-        1
+        Ok(1)
     }
 }
 

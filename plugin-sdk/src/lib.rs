@@ -45,14 +45,17 @@
 //!
 //! # Build
 //!
+//! In the plugin's directory (the same command inside readyd's workspace):
+//!
 //! ```text
 //! rustup target add wasm32-wasip2
-//! cargo build --target wasm32-wasip2 --release
+//! cargo build --release --target wasm32-wasip2
 //! # -> target/wasm32-wasip2/release/<crate_name>.wasm, a component exporting the chosen world
 //! ```
 //!
 //! Copy the `.wasm` next to a manifest (`plugins/<name>.toml`) in the daemon's plugins directory;
-//! the daemon picks it up while running.
+//! the daemon picks it up while running. The manifest's keys (`name`, `kind`, `wasm` relative to
+//! the manifest, limits, capabilities, `[config]`) are described in readyd's `plugins/README.md`.
 //!
 //! # Test natively
 //!

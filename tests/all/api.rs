@@ -706,6 +706,60 @@ async fn catalog_scores_and_filters_over_http() {
     daemon.stop().await.unwrap();
 }
 
+async fn entity_json(daemon: &TestDaemon, id: &str) -> Value {
+    let answer = daemon
+        .get(&format!("/v1/entities/{id}"), Some(token_for("viewer")))
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    answer.json()
+}
+
+/// Issue 17: `catalog_tier` was only shown beside an approved override, although the README
+/// says it is the file's tier. It is the file's tier whenever the file has one.
+#[tokio::test]
+async fn catalog_tier_is_the_files_tier_whenever_the_file_has_one() {
+    let daemon = start_daemon(|_| {}).await;
+    wait_ready(&daemon).await;
+    let payments = entity_json(&daemon, "payments-api").await;
+    assert_eq!(payments["tier"], 1, "{payments}");
+    assert_eq!(payments["catalog_tier"], 1, "{payments}");
+    // The file gives docs-site no tier, and nothing overrides it: nothing to show.
+    let docs = entity_json(&daemon, "docs-site").await;
+    assert!(docs.get("catalog_tier").is_none(), "{docs}");
+
+    // Approved tier changes: the effective tier moves, `catalog_tier` stays the file's.
+    for (id, requester, to) in [
+        ("identity-api", "owner:identity", 1),
+        ("docs-site", "admin", 3),
+    ] {
+        let request = daemon
+            .post(
+                "/v1/tier-requests",
+                Some(token_for(requester)),
+                json!({"entity": id, "to": to, "reason": "issue 17"}),
+            )
+            .await;
+        assert_eq!(request.status, 201, "{}", request.text());
+        let request_id = request.json()["id"].as_str().unwrap().to_owned();
+        let approved = daemon
+            .post(
+                &format!("/v1/tier-requests/{request_id}/approve"),
+                Some(token_for("approver")),
+                json!({}),
+            )
+            .await;
+        assert_eq!(approved.status, 200, "{}", approved.text());
+    }
+    let identity = entity_json(&daemon, "identity-api").await;
+    assert_eq!(identity["tier"], 1, "{identity}");
+    assert_eq!(identity["catalog_tier"], 2, "{identity}");
+    let docs = entity_json(&daemon, "docs-site").await;
+    assert_eq!(docs["tier"], 3, "{docs}");
+    assert_eq!(docs["catalog_tier"], Value::Null, "{docs}");
+    assert!(docs.get("catalog_tier").is_some(), "{docs}");
+    daemon.stop().await.unwrap();
+}
+
 #[tokio::test]
 async fn exemption_workflow_over_http() {
     let daemon = start_daemon(|_| {}).await;

@@ -67,7 +67,8 @@ pub struct EntityView {
     pub entity: Entity,
     /// `catalog` (from a file) or `api` (created through the API).
     pub origin: String,
-    /// Tier written in the catalog when an approved tier change overrides it.
+    /// Tier written in the catalog file, whenever the file has one (`tier` is the effective
+    /// one); `null` beside an approved override of an entity whose source has no tier.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub catalog_tier: Option<Option<Tier>>,
     /// Whether the entity is below its tier's requirement on any scorecard.

@@ -25,6 +25,7 @@ pub use api::*;
 pub use first_round::SourcesRead;
 pub use pass::{Evaluated, Inputs, evaluate_scorecards, facts_json_text, same_outcome};
 pub use reload::ReloadReport;
+pub use sources::CollectFailure;
 pub use state::PartStatus;
 
 use std::sync::atomic::{AtomicBool, Ordering};

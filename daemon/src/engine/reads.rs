@@ -384,7 +384,13 @@ fn entity_view(state: &State, id: &str) -> Option<EntityView> {
             EntityOrigin::Api => "api",
         }
         .to_owned(),
-        catalog_tier: stored.tier_override.as_ref().map(|_| stored.entity.tier),
+        // The tier written in the catalog file whenever the file has one (and `null` when the
+        // file has none but an approved change set one); for an API entity only beside an
+        // override, since it has no file.
+        catalog_tier: match stored.origin {
+            EntityOrigin::CatalogFile if stored.entity.tier.is_some() => Some(stored.entity.tier),
+            _ => stored.tier_override.as_ref().map(|_| stored.entity.tier),
+        },
         degraded: state.degraded_since.contains_key(id),
         degraded_since: state.degraded_since.get(id).copied(),
         lock: state.locks.get(id).cloned(),

@@ -82,6 +82,16 @@ pub(super) fn spawn_collect_now(engine: &Engine, plugin: Arc<Plugin>) {
     tokio::spawn(async move { e.collect_all(plugin, sem).await });
 }
 
+/// A data source's round (or one batch of it) that collected nothing: which plugin, for which
+/// entities, and why. `readyd eval` prints each one.
+#[derive(Clone, Debug)]
+pub struct CollectFailure {
+    pub plugin: String,
+    /// The batch's entities (all of them when the source has one batch).
+    pub entities: Vec<String>,
+    pub reason: String,
+}
+
 impl Engine {
     /// Collect the facts of entities just added (catalog file or API) from every data source,
     /// in the background, so that their quiet first evaluation is soon followed by one that
@@ -173,23 +183,30 @@ impl Engine {
             .collect()
     }
 
-    /// Run every active data source over every entity once and wait (`readyd eval`, tests).
-    pub async fn collect_once(&self) {
+    /// Run every active data source over every entity once and wait (`readyd eval`, tests);
+    /// the batches that failed.
+    pub async fn collect_once(&self) -> Vec<CollectFailure> {
         let semaphore = Arc::new(tokio::sync::Semaphore::new(
             self.inner.config.limits.collect_concurrency.max(1),
         ));
+        let mut failures = Vec::new();
         for status in self.inner.plugins.status() {
             if status.kind != PluginKind::DataSource {
                 continue;
             }
             if let Some(plugin) = self.inner.plugins.get(&status.name) {
-                self.collect_all(plugin, semaphore.clone()).await;
+                failures.extend(self.collect_all(plugin, semaphore.clone()).await);
             }
         }
+        failures
     }
 
-    /// Run one data source over every entity, batch by batch.
-    async fn collect_all(&self, plugin: Arc<Plugin>, semaphore: Arc<tokio::sync::Semaphore>) {
+    /// Run one data source over every entity, batch by batch; the batches that failed.
+    async fn collect_all(
+        &self,
+        plugin: Arc<Plugin>,
+        semaphore: Arc<tokio::sync::Semaphore>,
+    ) -> Vec<CollectFailure> {
         let entities: Vec<crate::model::Entity> = self
             .read()
             .effective
@@ -205,16 +222,28 @@ impl Engine {
             let engine = self.clone();
             jobs.push(tokio::spawn(async move {
                 let Ok(_permit) = sem.acquire_owned().await else {
-                    return;
+                    return None;
                 };
-                if let Err(err) = engine.collect_batch(&plugin, &chunk).await {
-                    tracing::warn!(plugin = %plugin.manifest.name, error = %err, "collection failed");
+                match engine.collect_batch(&plugin, &chunk).await {
+                    Ok(_) => None,
+                    Err(reason) => {
+                        tracing::warn!(plugin = %plugin.manifest.name, error = %reason, "collection failed");
+                        Some(CollectFailure {
+                            plugin: plugin.manifest.name.clone(),
+                            entities: chunk.into_iter().map(|e| e.identifier).collect(),
+                            reason,
+                        })
+                    }
                 }
             }));
         }
+        let mut failures = Vec::new();
         for job in jobs {
-            let _ = job.await;
+            if let Ok(Some(failure)) = job.await {
+                failures.push(failure);
+            }
         }
+        failures
     }
 
     /// Collect one batch and commit the facts with the re-evaluated results.

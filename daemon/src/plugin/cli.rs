@@ -3,8 +3,10 @@
 //! `readyd plugin check DIR` loads every manifest and component in DIR exactly as the daemon
 //! would (compile, contract version and world, `init` smoke test) and prints each plugin's
 //! name, world, version hash and capabilities, and every error; it exits 1 if anything is
-//! wrong. `readyd plugin run MANIFEST --entity FILE` runs one plugin once, in the same
-//! sandbox as the daemon, and prints the facts or the outcome as JSON.
+//! wrong. `readyd plugin run MANIFEST --entity FILE|TEXT` runs one plugin once, in the same
+//! sandbox as the daemon, and prints the facts or the outcome as JSON. The entity is read as
+//! the catalog reads a file (readyd's form or a Backstage document; `title` defaults to the
+//! identifier, as in the SDK), from a file or given inline as JSON or YAML.
 //! This module prints; it must never print a secret's value (only secret names).
 
 use std::path::{Path, PathBuf};
@@ -29,11 +31,13 @@ pub enum PluginCommand {
     Run {
         /// The plugin's manifest, `<name>.toml`.
         manifest: PathBuf,
-        /// The entity, JSON or YAML (for a data source, one entity or a list).
-        #[arg(long)]
+        /// The entity: a file, or the entity itself as JSON or YAML text (for a data source,
+        /// one entity or a list), read as a catalog file is; `title` defaults to the identifier.
+        #[arg(long, value_name = "FILE|JSON")]
         entity: PathBuf,
-        /// Facts handed to a check: a JSON or YAML object keyed by data source.
-        #[arg(long)]
+        /// Facts handed to a check: a JSON or YAML object keyed by data source (a file or the
+        /// text itself).
+        #[arg(long, value_name = "FILE|JSON")]
         facts: Option<PathBuf>,
         /// The check's params, as JSON text.
         #[arg(long)]
@@ -54,17 +58,31 @@ pub async fn run(cmd: PluginCommand) -> anyhow::Result<i32> {
     }
 }
 
-async fn check(dir: &Path) -> anyhow::Result<i32> {
+/// Load each manifest's component exactly as the daemon would (compile, contract version and
+/// world, `init` smoke test): per manifest, its file and either the loaded plugin's description
+/// or why it did not load. `plugin check` and `readyd validate` both use it.
+pub async fn load_components(
+    manifests: Vec<Manifest>,
+) -> anyhow::Result<Vec<(PathBuf, Result<String, crate::plugin::PluginError>)>> {
     let host = PluginHost::new(HostConfig::default())?;
+    let mut loaded = Vec::with_capacity(manifests.len());
+    for manifest in manifests {
+        let path = manifest.path.clone();
+        let outcome = host.load(manifest).await.map(|plugin| describe(&plugin));
+        loaded.push((path, outcome));
+    }
+    Ok(loaded)
+}
+
+async fn check(dir: &Path) -> anyhow::Result<i32> {
     let (manifests, errors) = load_manifests(dir);
     let mut failed = !errors.is_empty();
     for error in &errors {
         println!("error  {error}");
     }
-    for manifest in manifests {
-        let path = manifest.path.clone();
-        match host.load(manifest).await {
-            Ok(plugin) => println!("ok     {}", describe(&plugin)),
+    for (path, outcome) in load_components(manifests).await? {
+        match outcome {
+            Ok(description) => println!("ok     {description}"),
             Err(error) => {
                 failed = true;
                 println!("error  {}: {error}", path.display());
@@ -120,7 +138,7 @@ async fn run_once(
     let manifest = Manifest::from_file(manifest)?;
     let entities = read_entities(entity)?;
     let facts = match facts {
-        Some(path) => read_document(path)?,
+        Some(path) => read_document("--facts", path)?,
         None => serde_json::json!({}),
     };
     let params: serde_json::Value = match params {
@@ -168,24 +186,49 @@ async fn run_once(
     }
 }
 
-fn read_document(path: &Path) -> anyhow::Result<serde_json::Value> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    // YAML is a superset of JSON: one parser reads both.
-    serde_norway::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+/// The text of an argument that is a file or the document itself, and the name to report it
+/// by. A file wins; otherwise only text that looks like a document is taken as one, so that a
+/// mistyped path says "no such file" rather than failing to parse as YAML.
+fn argument_text(flag: &str, arg: &Path) -> anyhow::Result<(PathBuf, String)> {
+    if arg.is_file() {
+        let text =
+            std::fs::read_to_string(arg).with_context(|| format!("reading {}", arg.display()))?;
+        return Ok((arg.to_owned(), text));
+    }
+    match arg.to_str() {
+        Some(text) if looks_like_a_document(text) => {
+            Ok((PathBuf::from(format!("{flag} (inline)")), text.to_owned()))
+        }
+        _ => anyhow::bail!(
+            "{flag} {}: no such file, and not an inline JSON or YAML document",
+            arg.display()
+        ),
+    }
 }
 
-fn read_entities(path: &Path) -> anyhow::Result<Vec<Entity>> {
-    let document = read_document(path)?;
-    let entities = if document.is_array() {
-        serde_json::from_value(document)
-    } else {
-        serde_json::from_value(document).map(|e| vec![e])
-    };
-    entities.with_context(|| {
-        format!(
-            "{} does not hold an entity or a list of entities",
-            path.display()
-        )
-    })
+fn looks_like_a_document(text: &str) -> bool {
+    let head = text.trim_start();
+    head.starts_with('{') || head.starts_with('[') || head.starts_with('-') || text.contains(": ")
+}
+
+fn read_document(flag: &str, arg: &Path) -> anyhow::Result<serde_json::Value> {
+    let (name, text) = argument_text(flag, arg)?;
+    // YAML is a superset of JSON: one parser reads both.
+    serde_norway::from_str(&text).with_context(|| format!("parsing {}", name.display()))
+}
+
+fn read_entities(arg: &Path) -> anyhow::Result<Vec<Entity>> {
+    let (name, text) = argument_text("--entity", arg)?;
+    // The catalog's own parser: the same defaults and checks as an entity in a catalog file
+    // (an inline document's name has no extension, so it is read as YAML, which JSON is).
+    match crate::catalog::parse_source(&name, &text) {
+        Ok(located) if located.is_empty() => {
+            anyhow::bail!("{}: no entity in it", name.display())
+        }
+        Ok(located) => Ok(located.into_iter().map(|l| l.entity).collect()),
+        Err(errors) => {
+            let messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            anyhow::bail!("{}", messages.join("\n"))
+        }
+    }
 }
