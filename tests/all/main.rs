@@ -3,4 +3,5 @@ mod api;
 mod automation;
 mod dashboard;
 mod engine;
+mod fail_closed;
 mod plugins;

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
 use super::query::ParamKind;
-use super::router::{Answer, BodySpec, Permission, ROUTES, Route};
+use super::router::{Answer, BodySpec, Endpoint, Permission, ROUTES, Route};
 
 /// The document, built once and shared.
 pub fn document_bytes() -> Bytes {
@@ -175,7 +175,12 @@ fn responses(route: &Route) -> Value {
         (
             protected || route.pattern == "/readyz",
             "503",
-            "Not available now (starting, shutting down)",
+            if matches!(route.endpoint, Endpoint::Gate | Endpoint::Readyz) {
+                "Not ready (code `not_ready`): no standards set is in force, or its first \
+                 evaluation is not committed yet; the gate never answers allowed then"
+            } else {
+                "Not available now (starting, shutting down)"
+            },
         ),
         (true, "default", "Unexpected error"),
     ];

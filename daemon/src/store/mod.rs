@@ -48,8 +48,8 @@ pub use batch::WriteBatch;
 pub use error::StoreError;
 pub use records::{
     AuditRecord, CommitStats, DailySnapshot, DeadLetter, Durability, EntityOrigin, OutboxEntry,
-    OutboxMessage, SentRecord, StoreCounts, StoreOptions, StoredEntity, TaskFilter, TierOverride,
-    WriterOptions,
+    OutboxMessage, SentRecord, StoreCounts, StoreOptions, StoredEntity, StoredStandards,
+    StoredStandardsFile, TaskFilter, TierOverride, WriterOptions,
 };
 pub use writer::{Writer, WriterHandle};
 
@@ -65,7 +65,7 @@ use tables::*;
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// Every table, for creation at open and for counts.
-const STR_TABLES: [TableDefinition<&str, &[u8]>; 14] = [
+const STR_TABLES: [TableDefinition<&str, &[u8]>; 15] = [
     META,
     ENTITIES,
     TIER_OVERRIDES,
@@ -80,6 +80,7 @@ const STR_TABLES: [TableDefinition<&str, &[u8]>; 14] = [
     TASKS,
     OUTBOX_SENT,
     ALERT_STATE,
+    STANDARDS_SETS,
 ];
 
 /// The readiness state. Cheap to clone; every clone shares one redb database.
@@ -435,6 +436,11 @@ impl Store {
     /// A meta value (`schema_version`, the store's counters, or a key another module set).
     pub fn meta_get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
         self.get(META, key)
+    }
+
+    /// The last standards set that loaded from its files, if one ever did.
+    pub fn last_good_standards(&self) -> Result<Option<StoredStandards>, StoreError> {
+        self.get(STANDARDS_SETS, STANDARDS_LAST_GOOD)
     }
 
     /// The schema version recorded in the file.
