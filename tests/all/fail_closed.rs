@@ -124,7 +124,10 @@ impl Serve {
                 assert!(status.success(), "readyd stopped with {status}");
                 return;
             }
-            assert!(tokio::time::Instant::now() < deadline, "readyd did not stop");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "readyd did not stop"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -198,7 +201,10 @@ async fn a_plugin_that_fails_to_load_errors_its_rules_and_the_rest_applies() {
     assert_eq!(status["standards"]["errors"], serde_json::json!([]));
     assert_eq!(status["standards"]["serving"]["from"], "files");
 
-    let scores = daemon.get("/v1/entities/payments-ledger/scores").await.json();
+    let scores = daemon
+        .get("/v1/entities/payments-ledger/scores")
+        .await
+        .json();
     let slo = rule(&scores, "production-readiness", "slo-budget");
     assert_eq!(slo["status"], "error", "{slo}");
     let message = slo["message"].as_str().unwrap_or_default();
@@ -249,7 +255,10 @@ async fn a_fresh_start_with_broken_standards_is_not_ready_and_the_gate_refuses_t
     let gate = daemon.get("/v1/gate/payments-ledger").await;
     assert_eq!(gate.status, 503, "{}", gate.text());
     assert_eq!(gate.error_code(), "not_ready");
-    let message = gate.json()["error"]["message"].as_str().unwrap_or_default().to_owned();
+    let message = gate.json()["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     assert!(message.contains("security.yaml"), "{message}");
     let status = daemon.get("/v1/status").await.json();
     assert_eq!(status["ready"], false);
@@ -356,7 +365,10 @@ async fn a_restart_with_broken_standards_serves_the_stored_set() {
         .await;
     let status = second.get("/v1/status").await.json();
     assert_ne!(status["standards"]["revision"], revision.as_str());
-    assert_eq!(status["standards"]["serving"]["files_refused"], serde_json::Value::Null);
+    assert_eq!(
+        status["standards"]["serving"]["files_refused"],
+        serde_json::Value::Null
+    );
     assert!(
         second
             .get("/metrics")

@@ -56,7 +56,9 @@ struct RegistryLookup(BTreeMap<String, Option<PluginKind>>);
 
 impl standards::PluginLookup for RegistryLookup {
     fn kind_of(&self, name: &str) -> Option<PluginKind> {
-        self.0.get(name).map(|kind| kind.unwrap_or(PluginKind::Check))
+        self.0
+            .get(name)
+            .map(|kind| kind.unwrap_or(PluginKind::Check))
     }
 }
 
@@ -168,9 +170,11 @@ impl Engine {
             if present.contains(&name) {
                 continue;
             }
-            self.inner
-                .plugins
-                .record_manifest_failure(&name, kind.or(self.inner.plugins.get(&name).map(|p| p.kind())), e);
+            self.inner.plugins.record_manifest_failure(
+                &name,
+                kind.or(self.inner.plugins.get(&name).map(|p| p.kind())),
+                e,
+            );
             present.insert(name);
         }
         let mut changed_checks = BTreeSet::new();

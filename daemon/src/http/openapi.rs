@@ -1018,4 +1018,17 @@ mod tests {
         assert_eq!(ids.len(), ROUTES.len());
         assert!(document_bytes().starts_with(b"{\"openapi\":\"3.0.3\""));
     }
+
+    /// The gate and `/readyz` document their 503 `not_ready` (fail closed): a CI client reading
+    /// the document learns that the gate may refuse to answer.
+    #[test]
+    fn the_gate_and_readyz_document_not_ready() {
+        let doc = document();
+        for (path, schema) in [("/v1/gate/{id}", "GateAnswer"), ("/readyz", "Readiness")] {
+            let responses = &doc["paths"][path]["get"]["responses"];
+            let not_ready = responses["503"]["description"].as_str().unwrap_or_default();
+            assert!(not_ready.contains("not_ready"), "{path}: {responses}");
+            assert!(responses["200"].to_string().contains(schema), "{path}");
+        }
+    }
 }

@@ -506,11 +506,7 @@ fn tiers_requiring_an_unknown_scorecard_name_the_file_and_line() {
         .iter()
         .map(|e| {
             (
-                e.file()
-                    .file_name()
-                    .unwrap()
-                    .to_string_lossy()
-                    .into_owned(),
+                e.file().file_name().unwrap().to_string_lossy().into_owned(),
                 e.line(),
                 e.to_string(),
             )
@@ -549,7 +545,11 @@ fn a_set_compiles_again_from_its_sources() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     write(d, "scorecards/pr.yaml", DESIGN_SCORECARD);
-    write(d, "scorecards/team/other.json", r#"{"identifier": "other", "levels": [{"title": "A"}]}"#);
+    write(
+        d,
+        "scorecards/team/other.json",
+        r#"{"identifier": "other", "levels": [{"title": "A"}]}"#,
+    );
     write(
         d,
         "tiers.yaml",
@@ -575,11 +575,17 @@ fn a_set_compiles_again_from_its_sources() {
     let elsewhere = tempfile::tempdir().unwrap();
     let again = load_sources(elsewhere.path(), &set.sources, &plugins()).unwrap();
     assert_eq!(again.revision, set.revision);
-    assert_eq!(again.scorecards, set.scorecards.iter().map(|c| {
-        let mut c = (**c).clone();
-        c.file = elsewhere.path().join(c.file.strip_prefix(d).unwrap());
-        Arc::new(c)
-    }).collect::<Vec<_>>());
+    assert_eq!(
+        again.scorecards,
+        set.scorecards
+            .iter()
+            .map(|c| {
+                let mut c = (**c).clone();
+                c.file = elsewhere.path().join(c.file.strip_prefix(d).unwrap());
+                Arc::new(c)
+            })
+            .collect::<Vec<_>>()
+    );
     assert_eq!(again.tiers, set.tiers);
     assert_eq!(again.initiatives, set.initiatives);
     let mut odd = (*set.sources).clone();

@@ -210,7 +210,10 @@ fn a_file_from_before_the_standards_table_opens_and_keeps_a_set() {
         let db = redb::Database::create(&path).unwrap();
         let txn = db.begin_write().unwrap();
         {
-            for def in STR_TABLES.iter().filter(|d| d.name() != STANDARDS_SETS.name()) {
+            for def in STR_TABLES
+                .iter()
+                .filter(|d| d.name() != STANDARDS_SETS.name())
+            {
                 txn.open_table(*def).unwrap();
             }
             let mut meta = txn.open_table(META).unwrap();
