@@ -64,6 +64,11 @@ pub struct Metrics {
     pub outbox: Family<OutboxLabels, Counter>,
     pub outbox_pending: Gauge,
     pub entities: Gauge,
+    /// 1 while the standards in force are the stored last good set because the files were
+    /// refused at start (README: fail closed), else 0.
+    pub standards_serving_stored: Gauge,
+    /// 1 once a standards set and the first evaluation pass are committed (`/readyz`), else 0.
+    pub ready: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -98,6 +103,8 @@ impl Metrics {
         let outbox = Family::<OutboxLabels, Counter>::default();
         let outbox_pending = Gauge::default();
         let entities = Gauge::default();
+        let standards_serving_stored = Gauge::default();
+        let ready = Gauge::default();
         registry.register(
             "http_requests",
             "HTTP requests served",
@@ -169,6 +176,16 @@ impl Metrics {
             outbox_pending.clone(),
         );
         registry.register("entities", "Entities in the catalog", entities.clone());
+        registry.register(
+            "standards_serving_stored",
+            "1 while the stored last good standards set is served because the standards files were refused",
+            standards_serving_stored.clone(),
+        );
+        registry.register(
+            "ready",
+            "1 once a standards set and the first evaluation are committed (/readyz answers 200)",
+            ready.clone(),
+        );
         Metrics {
             registry,
             http_requests,
@@ -186,6 +203,8 @@ impl Metrics {
             outbox,
             outbox_pending,
             entities,
+            standards_serving_stored,
+            ready,
         }
     }
 

@@ -3,6 +3,7 @@ mod api;
 mod automation;
 mod dashboard;
 mod engine;
+mod fail_closed;
 mod plugins;
 mod quiet_start;
 mod vuln_report;

@@ -25,6 +25,10 @@ pub enum EngineError {
     /// 503: the daemon cannot serve this right now (store unavailable, shutting down).
     #[error("{0}")]
     Unavailable(String),
+    /// 503 `not_ready`: no standards set is in force, or its first evaluation is not
+    /// committed yet; the gate must not answer then (fail closed).
+    #[error("{0}")]
+    NotReady(String),
     /// 500: a bug or an I/O failure; logged with context.
     #[error("{0}")]
     Internal(String),
@@ -39,6 +43,7 @@ impl EngineError {
             EngineError::NotFound(_) => "not_found",
             EngineError::Conflict(_) => "conflict",
             EngineError::Unavailable(_) => "unavailable",
+            EngineError::NotReady(_) => "not_ready",
             EngineError::Internal(_) => "internal",
         }
     }

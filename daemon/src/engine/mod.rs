@@ -70,8 +70,12 @@ struct Inner {
     state: RwLock<State>,
     /// Serialises mutations (see the module docs).
     ops: tokio::sync::Mutex<()>,
-    /// Set once the first full evaluation is committed.
+    /// Set once a standards set is in force and the first full evaluation under it is
+    /// committed: at the end of the start, or by the first standards load after it.
     ready: AtomicBool,
+    /// Set when the start's initial load is over (a later standards load may then make the
+    /// engine ready; during the start only its end does).
+    started: AtomicBool,
     /// Tells background tasks to stop.
     shutdown: tokio::sync::watch::Sender<bool>,
     /// Background tasks, awaited on shutdown.
@@ -160,6 +164,7 @@ impl Engine {
                 scorecard_views: Mutex::new(None),
                 ops: tokio::sync::Mutex::new(()),
                 ready: AtomicBool::new(false),
+                started: AtomicBool::new(false),
                 shutdown,
                 background: Mutex::new(Vec::new()),
                 collects: options.background,
@@ -168,7 +173,11 @@ impl Engine {
         };
         engine.restore().context("reading the stored state")?;
         engine.initial_load().await?;
-        engine.inner.ready.store(true, Ordering::SeqCst);
+        engine.inner.started.store(true, Ordering::SeqCst);
+        engine.mark_ready_after_start();
+        if let Err(not_ready) = engine.readiness() {
+            tracing::warn!("{not_ready}");
+        }
         if options.background {
             engine.spawn_background();
         }
@@ -211,9 +220,44 @@ impl Engine {
         }
     }
 
-    /// Whether the first evaluation has been committed (for `/readyz`).
+    /// Whether a standards set is in force and the first evaluation under it has been
+    /// committed (for `/readyz` and the gate).
     pub fn is_ready(&self) -> bool {
         self.inner.ready.load(Ordering::SeqCst)
+    }
+
+    /// `Ok` when ready, else [`EngineError::NotReady`] saying why: what `/readyz` and the gate
+    /// answer. Fail closed: until then nothing may be taken as allowed.
+    pub fn readiness(&self) -> Result<()> {
+        if self.is_ready() {
+            return Ok(());
+        }
+        let state = self.read();
+        let reason = match (
+            &state.standards_serving.files_refused,
+            state.standards_serving.from,
+        ) {
+            (Some(refused), state::ServingFrom::None) => format!(
+                "not ready: no standards set has loaded (the standards files were refused: \
+                 {refused}; no earlier set is stored)"
+            ),
+            _ => "not ready: the first evaluation has not been committed yet".to_owned(),
+        };
+        Err(EngineError::NotReady(reason))
+    }
+
+    /// Become ready when a standards set serves and the start is over (its passes, catalog
+    /// included, are committed by then).
+    fn mark_ready_after_start(&self) {
+        if !self.inner.started.load(Ordering::SeqCst) || self.is_ready() {
+            return;
+        }
+        if self.read().standards_serving.from == state::ServingFrom::None {
+            return;
+        }
+        self.inner.ready.store(true, Ordering::SeqCst);
+        metrics().ready.set(1);
+        tracing::info!("ready: a standards set is in force and its first evaluation is committed");
     }
 
     /// A receiver that turns true when the engine shuts down.

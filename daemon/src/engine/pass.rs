@@ -408,7 +408,14 @@ async fn run_checks(
     let mut jobs = Vec::new();
     for (plugin_name, plugin_calls) in &calls {
         let plugin = plugins.get(plugin_name);
+        // A plugin with a manifest that failed to load: its rules say why, so that the owner
+        // reading the `error` result sees the broken wasm, not just "not loaded".
+        let not_loaded = Arc::new(match plugins.load_failure(plugin_name) {
+            Some(reason) => format!("plugin {plugin_name} is not loaded: {reason}"),
+            None => format!("plugin {plugin_name} is not loaded"),
+        });
         for chunk in plugin_calls.chunks(512) {
+            let not_loaded = not_loaded.clone();
             let plugin = plugin.clone();
             let plugin_name = plugin_name.clone();
             let encoded = encoded.clone();
@@ -421,7 +428,7 @@ async fn run_checks(
                 let answers: Vec<CheckOutcome> = match &plugin {
                     None => wanted
                         .iter()
-                        .map(|_| error_outcome(format!("plugin {plugin_name} is not loaded")))
+                        .map(|_| error_outcome(not_loaded.to_string()))
                         .collect(),
                     Some(plugin) => {
                         // Calls whose entity could not be encoded answer `error` without

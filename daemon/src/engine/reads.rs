@@ -197,6 +197,7 @@ impl Engine {
 
     /// `GET /v1/gate/{id}`: whether the entity may ship, and why not.
     pub fn gate(&self, id: &str) -> Result<GateAnswer> {
+        self.readiness()?;
         let state = self.read();
         let entity = state.effective.get(id).ok_or_else(|| not_found(id))?;
         let results = state.results.get(id).map_or(&[][..], |r| r.as_slice());
@@ -355,6 +356,7 @@ impl Engine {
                 "last_error": state.standards_status.last_error,
                 "last_error_at": state.standards_status.last_error_at,
                 "errors": state.standards_errors,
+                "serving": state.standards_serving,
             },
             "plugins": plugins,
             "plugin_errors": state.plugins_status.last_error,

@@ -13,9 +13,11 @@ use crate::metrics::metrics;
 use crate::model::Entity;
 use crate::plugin::{Manifest, PluginKind as HostPluginKind, load_manifests};
 use crate::standards::{self, PluginKind, Standards};
-use crate::store::{Durability, EntityOrigin, StoredEntity, WriteBatch};
+use crate::store::{
+    Durability, EntityOrigin, StoredEntity, StoredStandards, StoredStandardsFile, WriteBatch,
+};
 
-use super::state::PartStatus;
+use super::state::{PartStatus, ServingFrom, StandardsServing};
 use super::{Engine, EngineError, Result};
 
 /// What a reload did, in lines a person reads (logged, and answered by `POST /v1/reload`).
@@ -46,13 +48,46 @@ impl ReloadReport {
     }
 }
 
-/// Which plugins exist and of which kind, for standards validation.
-struct RegistryLookup(BTreeMap<String, PluginKind>);
+/// Which plugins have a manifest and of which kind, for standards validation: a plugin that
+/// failed to load still has one, so its rules are `error` results, not definition errors
+/// (DESIGN.md section 12). A manifest refused before its kind could be read (`None`) is
+/// accepted as whatever the rule needs: its rules can only evaluate to `error`.
+struct RegistryLookup(BTreeMap<String, Option<PluginKind>>);
 
 impl standards::PluginLookup for RegistryLookup {
     fn kind_of(&self, name: &str) -> Option<PluginKind> {
-        self.0.get(name).copied()
+        self.0
+            .get(name)
+            .map(|kind| kind.unwrap_or(PluginKind::Check))
     }
+}
+
+/// Lookup for a stored standards set: the plugins with a manifest, and any other name as a
+/// check (see [`Engine::stored_standards`]).
+struct StoredLookup(RegistryLookup);
+
+impl standards::PluginLookup for StoredLookup {
+    fn kind_of(&self, name: &str) -> Option<PluginKind> {
+        self.0.kind_of(name).or(Some(PluginKind::Check))
+    }
+}
+
+/// Where a standards set about to be put in force comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Origin {
+    Files,
+    /// The store's last good set, first loaded from its files at `loaded_at`; `refused` says
+    /// why the files were not used.
+    Stored {
+        refused: String,
+        loaded_at: Option<crate::model::Timestamp>,
+    },
+}
+
+/// A standards set read back from the store, with when it was first loaded from its files.
+struct StoredSet {
+    standards: Standards,
+    stored_at: Option<crate::model::Timestamp>,
 }
 
 /// What reading the catalog directory gave.
@@ -89,14 +124,14 @@ impl Engine {
         RegistryLookup(
             self.inner
                 .plugins
-                .status()
+                .declared()
                 .into_iter()
-                .map(|s| {
-                    let kind = match s.kind {
+                .map(|(name, kind)| {
+                    let kind = kind.map(|kind| match kind {
                         HostPluginKind::DataSource => PluginKind::DataSource,
                         HostPluginKind::Check => PluginKind::Check,
-                    };
-                    (s.name, kind)
+                    });
+                    (name, kind)
                 })
                 .collect(),
         )
@@ -121,7 +156,27 @@ impl Engine {
             .iter()
             .map(|e| (e.path.as_path(), e.to_string()))
             .collect();
-        let present: BTreeSet<String> = manifests.iter().map(|m| m.name.clone()).collect();
+        let mut present: BTreeSet<String> = manifests.iter().map(|m| m.name.clone()).collect();
+        // A refused manifest still declares its plugin: remembered as failed (a version already
+        // serving keeps serving), so the standards see a plugin that failed to load, not an
+        // unknown one. A second manifest of a name already taken refuses only itself.
+        for e in &errors {
+            if matches!(e.fault, crate::plugin::ManifestFault::DuplicateName { .. }) {
+                continue;
+            }
+            let Some((name, kind)) = crate::plugin::declared_plugin(&e.path) else {
+                continue;
+            };
+            if present.contains(&name) {
+                continue;
+            }
+            self.inner.plugins.record_manifest_failure(
+                &name,
+                kind.or(self.inner.plugins.get(&name).map(|p| p.kind())),
+                e,
+            );
+            present.insert(name);
+        }
         let mut changed_checks = BTreeSet::new();
         let mut changed_sources = Vec::new();
         for manifest in manifests {
@@ -157,26 +212,22 @@ impl Engine {
                 }
             }
         }
-        for status in self.inner.plugins.status() {
-            if !present.contains(&status.name) {
-                if let Some(reason) = self
-                    .inner
-                    .plugins
-                    .get(&status.name)
-                    .and_then(|p| unreadable.get(p.manifest.path.as_path()))
-                {
-                    self.inner
-                        .plugins
-                        .record_load_failure(&status.name, status.kind, reason);
+        for (name, kind) in self.inner.plugins.declared() {
+            if !present.contains(&name) {
+                if let Some((reason, kind)) = self.inner.plugins.get(&name).and_then(|p| {
+                    unreadable
+                        .get(p.manifest.path.as_path())
+                        .map(|r| (r, p.kind()))
+                }) {
+                    self.inner.plugins.record_load_failure(&name, kind, reason);
                     continue;
                 }
-                self.inner.plugins.remove(&status.name);
-                report.changes.push(format!(
-                    "plugin {}: unloaded (manifest removed)",
-                    status.name
-                ));
-                if status.kind == HostPluginKind::Check {
-                    changed_checks.insert(status.name.clone());
+                self.inner.plugins.remove(&name);
+                report
+                    .changes
+                    .push(format!("plugin {name}: unloaded (manifest removed)"));
+                if kind == Some(HostPluginKind::Check) {
+                    changed_checks.insert(name);
                 }
             }
         }
@@ -266,31 +317,84 @@ impl Engine {
         let loaded = tokio::task::spawn_blocking(move || standards::load_dir(&dir, &lookup))
             .await
             .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
-        let new = match loaded {
-            Ok(s) => Arc::new(s),
+        let (new, origin) = match loaded {
+            Ok(s) => (Arc::new(s), Origin::Files),
             Err(errors) => {
                 let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
-                let mut state = self.write();
-                state.standards_status.last_error = Some(format!(
+                let summary = format!(
                     "{} problem(s); first: {}",
                     lines.len(),
                     lines.first().cloned().unwrap_or_default()
-                ));
-                state.standards_status.last_error_at = Some(self.now());
-                state.standards_errors = lines.clone();
+                );
+                let in_force = {
+                    let mut state = self.write();
+                    state.standards_status.last_error = Some(summary.clone());
+                    state.standards_status.last_error_at = Some(self.now());
+                    state.standards_errors = lines.clone();
+                    if state.standards_serving.from != ServingFrom::Files {
+                        state.standards_serving.files_refused = Some(summary.clone());
+                    }
+                    state.standards_serving.from != ServingFrom::None
+                };
                 report
                     .errors
                     .extend(lines.into_iter().map(|l| format!("standards: {l}")));
                 metrics().reload("standards", false);
-                return report;
+                if in_force {
+                    // The set in force (from the files or the store) keeps serving.
+                    return report;
+                }
+                // Nothing serves yet (a start): fall back to the last good set in the store.
+                match self.stored_standards().await {
+                    Ok(Some(set)) => (
+                        Arc::new(set.standards),
+                        Origin::Stored {
+                            refused: summary,
+                            loaded_at: set.stored_at,
+                        },
+                    ),
+                    Ok(None) => {
+                        report.errors.push(
+                            "standards: no standards set has ever loaded here: not ready (the \
+                             gate answers not_ready) until the files load"
+                                .to_owned(),
+                        );
+                        return report;
+                    }
+                    Err(reason) => {
+                        report.errors.push(format!(
+                            "standards: the stored last good set cannot be served either: \
+                             {reason}; not ready until the files load"
+                        ));
+                        return report;
+                    }
+                }
             }
         };
         let _guard = self.inner.ops.lock().await;
         let old = self.read().standards.clone();
         if old.revision == new.revision && self.is_ready() {
             let mut state = self.write();
-            state.standards_status.last_error = None;
-            state.standards_errors.clear();
+            if origin == Origin::Files {
+                state.standards_status.last_error = None;
+                state.standards_errors.clear();
+                if state.standards_serving.from == ServingFrom::Stored {
+                    // The files were fixed back to the very set the store held.
+                    state.standards_serving = StandardsServing {
+                        from: ServingFrom::Files,
+                        revision: Some(new.revision.clone()),
+                        loaded_at: Some(self.now()),
+                        since: Some(self.now()),
+                        files_refused: None,
+                    };
+                    metrics().standards_serving_stored.set(0);
+                    report.changes.push(format!(
+                        "standards revision {}: the files load again and replace the stored set \
+                         ({why})",
+                        short(&new.revision)
+                    ));
+                }
+            }
             return report;
         }
         let diff = Standards::diff(&old, &new);
@@ -348,6 +452,22 @@ impl Engine {
         super::pass::write_all(&outcome, &mut batch);
         plan.apply_to(&mut batch);
         batch.put_meta("standards_revision", &new.revision);
+        if origin == Origin::Files {
+            // Kept with the results it produced, so a later start whose files are refused
+            // serves this set again (DESIGN.md section 12).
+            batch.put_last_good_standards(&StoredStandards {
+                revision: new.revision.clone(),
+                loaded_at: now,
+                files: new
+                    .sources
+                    .iter()
+                    .map(|f| StoredStandardsFile {
+                        path: f.path.clone(),
+                        text: f.text.clone(),
+                    })
+                    .collect(),
+            });
+        }
         let planned_at = started.elapsed();
         if let Err(err) = self.commit(batch, Durability::Immediate).await {
             report.errors.push(format!("standards: {err}"));
@@ -360,21 +480,71 @@ impl Engine {
             .filter(|e| !e.level_changes.is_empty())
             .count();
         let n = outcome.len();
-        {
+        let replaced_stored = {
             let mut state = self.write();
             state.standards = new.clone();
-            state.standards_status = PartStatus {
-                revision: Some(new.revision.clone()),
-                loaded_at: Some(now),
-                last_error: None,
-                last_error_at: None,
-            };
-            state.standards_errors.clear();
+            let previous = std::mem::take(&mut state.standards_serving);
+            match &origin {
+                Origin::Files => {
+                    state.standards_status = PartStatus {
+                        revision: Some(new.revision.clone()),
+                        loaded_at: Some(now),
+                        last_error: None,
+                        last_error_at: None,
+                    };
+                    state.standards_errors.clear();
+                    state.standards_serving = StandardsServing {
+                        from: ServingFrom::Files,
+                        revision: Some(new.revision.clone()),
+                        loaded_at: Some(now),
+                        since: match previous.from {
+                            ServingFrom::Files => previous.since,
+                            _ => Some(now),
+                        },
+                        files_refused: None,
+                    };
+                }
+                Origin::Stored { refused, loaded_at } => {
+                    // The refusal stays in `last_error` and `errors`: the files still need a fix.
+                    state.standards_status.revision = Some(new.revision.clone());
+                    state.standards_status.loaded_at = *loaded_at;
+                    state.standards_serving = StandardsServing {
+                        from: ServingFrom::Stored,
+                        revision: Some(new.revision.clone()),
+                        loaded_at: *loaded_at,
+                        since: Some(now),
+                        files_refused: Some(refused.clone()),
+                    };
+                }
+            }
             super::actions::apply_to_state(&plan, &mut state);
             Self::apply_outcome(&mut state, outcome);
-        }
+            previous.from == ServingFrom::Stored
+        };
         self.inner.delivery.wake();
-        metrics().reload("standards", true);
+        match &origin {
+            Origin::Files => {
+                metrics().reload("standards", true);
+                metrics().standards_serving_stored.set(0);
+                if replaced_stored {
+                    report.changes.push(format!(
+                        "standards revision {}: the files load again and replace the stored set \
+                         ({why})",
+                        short(&new.revision)
+                    ));
+                }
+            }
+            Origin::Stored { refused, loaded_at } => {
+                metrics().standards_serving_stored.set(1);
+                report.errors.push(format!(
+                    "standards: the files were refused ({refused}); serving the stored last good \
+                     set, revision {} loaded {}",
+                    short(&new.revision),
+                    loaded_at.map_or_else(|| "at an unknown time".to_owned(), |t| t.to_rfc3339())
+                ));
+            }
+        }
+        self.mark_ready_after_start();
         for line in diff.describe() {
             report.changes.push(format!("{line} ({why})"));
         }
@@ -395,6 +565,43 @@ impl Engine {
         report.reevaluated += n;
         report.level_changed += changed_level;
         report
+    }
+
+    /// The last good standards set in the store, compiled again (`None` if none was ever
+    /// stored). Its plugins are looked up leniently: one whose manifest has gone since is
+    /// taken as a check, so its rules evaluate to `error` (fail closed) instead of refusing
+    /// the whole stored set.
+    async fn stored_standards(&self) -> std::result::Result<Option<StoredSet>, String> {
+        let store = self.inner.store.clone();
+        let dir = self.inner.config.standards_dir.clone();
+        let lookup = StoredLookup(self.plugin_lookup());
+        tokio::task::spawn_blocking(move || {
+            let Some(stored) = store.last_good_standards().map_err(|e| e.to_string())? else {
+                return Ok(None);
+            };
+            let sources: Vec<standards::SourceFile> = stored
+                .files
+                .into_iter()
+                .map(|f| standards::SourceFile {
+                    path: f.path,
+                    text: f.text,
+                })
+                .collect();
+            match standards::load_sources(&dir, &sources, &lookup) {
+                Ok(set) => Ok(Some(StoredSet {
+                    standards: set,
+                    stored_at: Some(stored.loaded_at),
+                })),
+                Err(errors) => Err(format!(
+                    "revision {}: {} problem(s); first: {}",
+                    short(&stored.revision),
+                    errors.len(),
+                    errors.first().map(ToString::to_string).unwrap_or_default()
+                )),
+            }
+        })
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
     }
 
     /// Read the catalog directory; apply additions, edits and removals; re-evaluate those.

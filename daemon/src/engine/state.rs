@@ -24,6 +24,34 @@ pub struct PartStatus {
     pub last_error_at: Option<Timestamp>,
 }
 
+/// Where the standards set in force came from: `/v1/status` `standards.serving`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServingFrom {
+    /// No standards set has loaded: readyd is not ready and the gate answers `not_ready`.
+    #[default]
+    None,
+    /// The standards files, as read.
+    Files,
+    /// The last good set kept in the store, because the files were refused at start.
+    Stored,
+}
+
+/// Which standards set serves, and why (`/v1/status` `standards.serving`).
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct StandardsServing {
+    pub from: ServingFrom,
+    /// The revision in force (`None` when none is).
+    pub revision: Option<String>,
+    /// When that set was loaded from its files (for a stored set: the original load, before
+    /// the restart that fell back to it).
+    pub loaded_at: Option<Timestamp>,
+    /// Since when it serves from there.
+    pub since: Option<Timestamp>,
+    /// Why the standards files were refused, while the stored set (or nothing) serves.
+    pub files_refused: Option<String>,
+}
+
 /// A value with a count of its mutable accesses: every `&mut` taken (an insert, a removal, a
 /// `make_mut`) bumps [`Counted::revision`], so a view derived from the value at one revision is
 /// current exactly while the revision has not moved. Conservative by construction: a path that
@@ -91,6 +119,7 @@ pub struct State {
     pub first_rounds: super::first_round::FirstRounds,
     pub catalog: PartStatus,
     pub standards_status: PartStatus,
+    pub standards_serving: StandardsServing,
     pub plugins_status: PartStatus,
     /// Catalog file errors and standards errors of the last attempt, in full.
     pub catalog_errors: Vec<String>,

@@ -109,7 +109,9 @@ pub fn status_of(error: &ApiError) -> StatusCode {
             EngineError::Forbidden(_) => StatusCode::FORBIDDEN,
             EngineError::NotFound(_) => StatusCode::NOT_FOUND,
             EngineError::Conflict(_) => StatusCode::CONFLICT,
-            EngineError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            EngineError::Unavailable(_) | EngineError::NotReady(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             EngineError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         },
         ApiError::InvalidJson(_)
@@ -131,7 +133,13 @@ pub fn status_of(error: &ApiError) -> StatusCode {
 /// The JSON error answer for `error`, with the headers its status calls for.
 pub fn error_response(error: ApiError) -> Response<Full<Bytes>> {
     let status = status_of(&error);
-    if status.is_server_error() && !matches!(error, ApiError::NotReady) {
+    // Not being ready is a state, not a failure: probes and CI poll it, so it is not logged
+    // per request (the engine logs why, once).
+    let not_ready = matches!(
+        error,
+        ApiError::NotReady | ApiError::Engine(EngineError::NotReady(_))
+    );
+    if status.is_server_error() && !not_ready {
         match &error {
             ApiError::Engine(EngineError::Unavailable(m)) => {
                 tracing::warn!(message = %m, "unavailable")
@@ -193,6 +201,7 @@ mod tests {
             (EngineError::NotFound("n".into()), 404),
             (EngineError::Conflict("c".into()), 409),
             (EngineError::Unavailable("u".into()), 503),
+            (EngineError::NotReady("r".into()), 503),
             (EngineError::Internal("i".into()), 500),
         ] {
             let code = error.code();

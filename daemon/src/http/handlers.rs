@@ -230,8 +230,10 @@ pub async fn dispatch(endpoint: Endpoint, cx: Context<'_>) -> Result<Reply, ApiE
         Endpoint::Status => Reply::ok(&engine.status()),
         Endpoint::Reload => Reply::ok(&engine.reload(actor).await?),
         Endpoint::Livez => Reply::ok(&serde_json::json!({ "status": "ok" })),
-        Endpoint::Readyz if engine.is_ready() => Reply::ok(&serde_json::json!({ "ready": true })),
-        Endpoint::Readyz => Err(ApiError::NotReady),
+        Endpoint::Readyz => {
+            engine.readiness()?;
+            Reply::ok(&serde_json::json!({ "ready": true }))
+        }
         Endpoint::Metrics => Ok(Reply::media(
             super::OPENMETRICS_CONTENT_TYPE,
             crate::metrics::metrics().render(),

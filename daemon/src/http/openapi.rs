@@ -14,7 +14,7 @@ use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
 use super::query::ParamKind;
-use super::router::{Answer, BodySpec, Permission, ROUTES, Route};
+use super::router::{Answer, BodySpec, Endpoint, Permission, ROUTES, Route};
 
 /// The document, built once and shared.
 pub fn document_bytes() -> Bytes {
@@ -175,7 +175,12 @@ fn responses(route: &Route) -> Value {
         (
             protected || route.pattern == "/readyz",
             "503",
-            "Not available now (starting, shutting down)",
+            if matches!(route.endpoint, Endpoint::Gate | Endpoint::Readyz) {
+                "Not ready (code `not_ready`): no standards set is in force, or its first \
+                 evaluation is not committed yet; the gate never answers allowed then"
+            } else {
+                "Not available now (starting, shutting down)"
+            },
         ),
         (true, "default", "Unexpected error"),
     ];
@@ -1012,5 +1017,18 @@ mod tests {
         let ids: BTreeSet<_> = ROUTES.iter().map(operation_id).collect();
         assert_eq!(ids.len(), ROUTES.len());
         assert!(document_bytes().starts_with(b"{\"openapi\":\"3.0.3\""));
+    }
+
+    /// The gate and `/readyz` document their 503 `not_ready` (fail closed): a CI client reading
+    /// the document learns that the gate may refuse to answer.
+    #[test]
+    fn the_gate_and_readyz_document_not_ready() {
+        let doc = document();
+        for (path, schema) in [("/v1/gate/{id}", "GateAnswer"), ("/readyz", "Readiness")] {
+            let responses = &doc["paths"][path]["get"]["responses"];
+            let not_ready = responses["503"]["description"].as_str().unwrap_or_default();
+            assert!(not_ready.contains("not_ready"), "{path}: {responses}");
+            assert!(responses["200"].to_string().contains(schema), "{path}");
+        }
     }
 }

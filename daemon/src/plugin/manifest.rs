@@ -472,6 +472,38 @@ pub fn load_manifests(dir: &Path) -> (Vec<Manifest>, Vec<ManifestError>) {
     (manifests, errors)
 }
 
+/// The plugin a manifest file declares, read leniently: its `name` (else the file's stem) and
+/// its `kind` when that much is readable, whatever else is wrong with the file. A rule naming a
+/// plugin whose manifest exists but was refused is then an `error` result carrying the refusal,
+/// not an unknown plugin that refuses the whole standards set (DESIGN.md section 12). `None`
+/// when not even a valid name can be found.
+pub fn declared_plugin(path: &Path) -> Option<(String, Option<PluginKind>)> {
+    let table: Option<toml::Table> = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| toml::from_str(&text).ok());
+    let field = |key: &str| {
+        table
+            .as_ref()
+            .and_then(|t| t.get(key))
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
+    let name = field("name")
+        .filter(|n| is_valid_plugin_name(n))
+        .or_else(|| {
+            path.file_stem()
+                .and_then(|s| s.to_str())
+                .filter(|n| is_valid_plugin_name(n))
+                .map(str::to_owned)
+        })?;
+    let kind = match field("kind").as_deref() {
+        Some("data-source") => Some(PluginKind::DataSource),
+        Some("check") => Some(PluginKind::Check),
+        _ => None,
+    };
+    Some((name, kind))
+}
+
 /// Plugin names end up in fact paths (`facts.<name>.x`), so no dots: `[a-z0-9][a-z0-9_-]*`.
 pub fn is_valid_plugin_name(name: &str) -> bool {
     let mut chars = name.chars();

@@ -42,7 +42,7 @@ pub use host::{HostConfig, PluginHost};
 pub use instance::{CheckCall, CheckInput, Plugin, encode_params};
 pub use manifest::{
     Capabilities, DirGrant, HttpGrant, Manifest, ManifestError, ManifestFault, PluginKind,
-    SecretGrant, SecretValue, load_manifests,
+    SecretGrant, SecretValue, declared_plugin, load_manifests,
 };
 pub use registry::{PluginRegistry, PluginStatus};
 pub use sandbox::GUEST_LOG_TARGET;

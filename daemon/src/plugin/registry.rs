@@ -48,7 +48,8 @@ struct Entry {
 }
 
 struct LoadFailure {
-    kind: PluginKind,
+    /// `None` when the manifest was refused before its kind could be read.
+    kind: Option<PluginKind>,
     reason: String,
     at: Timestamp,
 }
@@ -124,6 +125,19 @@ impl PluginRegistry {
     /// Remember that loading `name` (a `kind` plugin) failed with `error`. A version already
     /// serving stays in force; the status shows the failure next to it.
     pub fn record_load_failure(&self, name: &str, kind: PluginKind, error: impl std::fmt::Display) {
+        self.record_manifest_failure(name, Some(kind), error);
+    }
+
+    /// Like [`record_load_failure`](Self::record_load_failure) for a manifest refused before
+    /// its kind could be read (`kind` is `None` then). Such a name is still a plugin with a
+    /// manifest: [`declared`](Self::declared) lists it, [`status`](Self::status) does not
+    /// (it has no kind to show; the manifest error is reported with the plugin errors).
+    pub fn record_manifest_failure(
+        &self,
+        name: &str,
+        kind: Option<PluginKind>,
+        error: impl std::fmt::Display,
+    ) {
         let failure = LoadFailure {
             kind,
             reason: error.to_string(),
@@ -133,6 +147,32 @@ impl PluginRegistry {
             .entry(name.to_string())
             .or_default()
             .load_failure = Some(failure);
+    }
+
+    /// Every name with a manifest, serving or failed, with its kind when known, sorted.
+    pub fn declared(&self) -> Vec<(String, Option<PluginKind>)> {
+        self.read()
+            .iter()
+            .filter_map(|(name, entry)| {
+                let kind = match (&entry.plugin, &entry.load_failure) {
+                    (Some(plugin), _) => Some(plugin.kind()),
+                    (None, Some(failure)) => failure.kind,
+                    (None, None) => return None,
+                };
+                Some((name.clone(), kind))
+            })
+            .collect()
+    }
+
+    /// Why `name` has no version serving, when it failed to load (`None` when one serves or
+    /// the name is unknown).
+    pub fn load_failure(&self, name: &str) -> Option<String> {
+        let entries = self.read();
+        let entry = entries.get(name)?;
+        match (&entry.plugin, &entry.load_failure) {
+            (None, Some(failure)) => Some(failure.reason.clone()),
+            _ => None,
+        }
     }
 
     /// Take `name` out of service (its manifest was deleted). Calls in flight finish.
@@ -215,7 +255,7 @@ impl PluginRegistry {
                 }
                 (None, Some(failure)) => Some(PluginStatus {
                     name: name.clone(),
-                    kind: failure.kind,
+                    kind: failure.kind?,
                     version: None,
                     loaded_at: None,
                     from_cache: false,

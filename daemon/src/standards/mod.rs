@@ -182,6 +182,17 @@ pub struct Standards {
     pub initiatives: Vec<Initiative>,
     /// A hash of the files' names and contents (16 hex digits).
     pub revision: String,
+    /// The definition files this set was compiled from, as read: what the store keeps so that
+    /// the set can be served again when the files are refused at a later start.
+    pub sources: Arc<Vec<SourceFile>>,
+}
+
+/// One definition file of a standards set: its path relative to the standards directory
+/// (`/`-separated, e.g. `scorecards/security.yaml`) and its text.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceFile {
+    pub path: String,
+    pub text: String,
 }
 
 impl Standards {
@@ -291,6 +302,58 @@ fn located(file: &Path, line: Option<usize>) -> String {
 /// with every fault found.
 pub fn load_dir(dir: &Path, plugins: &dyn PluginLookup) -> Result<Standards, Vec<StandardsError>> {
     let mut errors = Vec::new();
+    let texts = read_dir(dir, &mut errors)?;
+    compile(dir, texts, plugins, errors)
+}
+
+/// Validates and compiles a standards set from the texts of its files (as kept in
+/// [`Standards::sources`]), as if read from `dir`: the same checks and the same revision as
+/// [`load_dir`] on a directory holding exactly these files.
+pub fn load_sources(
+    dir: &Path,
+    sources: &[SourceFile],
+    plugins: &dyn PluginLookup,
+) -> Result<Standards, Vec<StandardsError>> {
+    let mut texts = DirTexts::default();
+    let mut errors = Vec::new();
+    for source in sources {
+        let path = dir.join(&source.path);
+        let text = source.text.clone();
+        match source.path.split('/').next() {
+            Some("scorecards") if source.path.contains('/') => texts.scorecards.push((path, text)),
+            Some("initiatives") if source.path.contains('/') => {
+                texts.initiatives.push((path, text))
+            }
+            _ if matches!(
+                source.path.as_str(),
+                "tiers.yaml" | "tiers.yml" | "tiers.json"
+            ) && texts.tiers.is_empty() =>
+            {
+                texts.tiers.push((path, text))
+            }
+            _ => errors.push(StandardsError::Invalid {
+                file: path,
+                line: None,
+                subject: Subject::File,
+                fault: "not a file of a standards set".to_owned(),
+            }),
+        }
+    }
+    compile(dir, texts, plugins, errors)
+}
+
+/// The texts of a standards directory's definition files, by part, each part sorted by path.
+#[derive(Default)]
+struct DirTexts {
+    scorecards: Vec<(PathBuf, String)>,
+    initiatives: Vec<(PathBuf, String)>,
+    /// At most one.
+    tiers: Vec<(PathBuf, String)>,
+}
+
+/// Lists and reads the directory's definition files; what cannot be read, or should not be
+/// there, goes to `errors`. `Err` when the directory itself cannot be read.
+fn read_dir(dir: &Path, errors: &mut Vec<StandardsError>) -> Result<DirTexts, Vec<StandardsError>> {
     let top = std::fs::read_dir(dir).map_err(|source| {
         vec![StandardsError::Io {
             file: dir.to_owned(),
@@ -350,9 +413,31 @@ pub fn load_dir(dir: &Path, plugins: &dyn PluginLookup) -> Result<Standards, Vec
             }
         }
     };
-    let scorecard_texts = read_all("scorecards", &mut errors);
-    let initiative_texts = read_all("initiatives", &mut errors);
-    let tier_text = read_texts(tier_files.into_iter().take(1).collect(), &mut errors);
+    let scorecards = read_all("scorecards", errors);
+    let initiatives = read_all("initiatives", errors);
+    let tiers = read_texts(tier_files.into_iter().take(1).collect(), errors);
+    Ok(DirTexts {
+        scorecards,
+        initiatives,
+        tiers,
+    })
+}
+
+/// Validates and compiles the texts read from `dir`; `errors` are the faults found reading
+/// them. All or nothing.
+fn compile(
+    dir: &Path,
+    texts: DirTexts,
+    plugins: &dyn PluginLookup,
+    mut errors: Vec<StandardsError>,
+) -> Result<Standards, Vec<StandardsError>> {
+    let DirTexts {
+        scorecards: scorecard_texts,
+        initiatives: initiative_texts,
+        tiers: tier_text,
+    } = texts;
+    // Kept as read (before duplicates are dropped: they are part of what was loaded).
+    let mut sources: Vec<SourceFile> = Vec::new();
 
     // Scorecards. Duplicates are found by the identifier each file declares, so that a second
     // definition is reported even when the first one is broken.
@@ -400,6 +485,13 @@ pub fn load_dir(dir: &Path, plugins: &dyn PluginLookup) -> Result<Standards, Vec
     if !errors.is_empty() {
         return Err(errors);
     }
+    let relative = |path: &Path| -> String {
+        path.strip_prefix(dir)
+            .unwrap_or(path)
+            .to_str()
+            .unwrap_or("")
+            .to_owned()
+    };
     let revision = files::revision(
         scorecard_texts
             .iter()
@@ -407,6 +499,10 @@ pub fn load_dir(dir: &Path, plugins: &dyn PluginLookup) -> Result<Standards, Vec
             .map(|(path, text, _)| (path, text))
             .chain(tier_text.iter().map(|(path, text)| (path, text)))
             .map(|(path, text)| {
+                sources.push(SourceFile {
+                    path: relative(path).replace(std::path::MAIN_SEPARATOR, "/"),
+                    text: text.clone(),
+                });
                 (
                     path.strip_prefix(dir)
                         .unwrap_or(path)
@@ -421,6 +517,7 @@ pub fn load_dir(dir: &Path, plugins: &dyn PluginLookup) -> Result<Standards, Vec
         tiers,
         initiatives,
         revision,
+        sources: Arc::new(sources),
     })
 }
 

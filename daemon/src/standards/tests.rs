@@ -487,3 +487,112 @@ fn scorecards_serialize_as_written() {
     assert_eq!(json["rules"][2]["check"]["plugin"], "slo-budget");
     assert!(json.get("file").is_none());
 }
+
+/// Issue 17: `tiers.yaml` requiring a scorecard that does not exist is a definition error
+/// naming the file and the line, in the flow style the examples use, for a tier and for
+/// `untiered`; the whole set is refused.
+#[test]
+fn tiers_requiring_an_unknown_scorecard_name_the_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "scorecards/pr.yaml", DESIGN_SCORECARD);
+    write(
+        d,
+        "tiers.yaml",
+        "# the example's layout\ntiers:\n  1: { name: Critical, require: { production-readiness: Gold, security: Silver }, task_due_days: 7 }\n  2: { name: Major, require: { production-readiness: Silver } }\nuntiered: { require: { ghost: Bronze } }\n",
+    );
+    let errors = load_dir(d, &plugins()).unwrap_err();
+    let found: Vec<(String, Option<usize>, String)> = errors
+        .iter()
+        .map(|e| {
+            (
+                e.file().file_name().unwrap().to_string_lossy().into_owned(),
+                e.line(),
+                e.to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert_eq!(found[0].0, "tiers.yaml");
+    assert_eq!(found[0].1, Some(3));
+    assert!(
+        found[0]
+            .2
+            .ends_with("tiers.yaml:3: tier 1: unknown scorecard `security`"),
+        "{found:?}"
+    );
+    assert_eq!(found[1].1, Some(5));
+    assert!(
+        found[1]
+            .2
+            .ends_with("tiers.yaml:5: untiered: unknown scorecard `ghost`"),
+        "{found:?}"
+    );
+    // With the scorecard present the same policy loads.
+    write(
+        d,
+        "tiers.yaml",
+        "tiers:\n  1: { require: { production-readiness: Gold } }\n",
+    );
+    assert!(load_dir(d, &plugins()).is_ok());
+}
+
+/// A set compiled again from the texts kept in [`Standards::sources`] (what the store keeps)
+/// is the same set, with the same revision; a path that is no part of a standards set is
+/// refused.
+#[test]
+fn a_set_compiles_again_from_its_sources() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "scorecards/pr.yaml", DESIGN_SCORECARD);
+    write(
+        d,
+        "scorecards/team/other.json",
+        r#"{"identifier": "other", "levels": [{"title": "A"}]}"#,
+    );
+    write(
+        d,
+        "tiers.yaml",
+        "tiers:\n  1: { require: { production-readiness: Gold } }\n",
+    );
+    write(
+        d,
+        "initiatives/a.yaml",
+        "identifier: a\nowner: sre\ndeadline: 2030-01-01\ntargets: [{ scorecard: production-readiness, level: Gold }]\n",
+    );
+    let set = load_dir(d, &plugins()).unwrap();
+    let paths: Vec<&str> = set.sources.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "scorecards/pr.yaml",
+            "scorecards/team/other.json",
+            "initiatives/a.yaml",
+            "tiers.yaml"
+        ]
+    );
+    // Elsewhere, without the files: the same set.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let again = load_sources(elsewhere.path(), &set.sources, &plugins()).unwrap();
+    assert_eq!(again.revision, set.revision);
+    assert_eq!(
+        again.scorecards,
+        set.scorecards
+            .iter()
+            .map(|c| {
+                let mut c = (**c).clone();
+                c.file = elsewhere.path().join(c.file.strip_prefix(d).unwrap());
+                Arc::new(c)
+            })
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(again.tiers, set.tiers);
+    assert_eq!(again.initiatives, set.initiatives);
+    let mut odd = (*set.sources).clone();
+    odd.push(SourceFile {
+        path: "notes.yaml".into(),
+        text: "x: 1\n".into(),
+    });
+    let errors = load_sources(elsewhere.path(), &odd, &plugins()).unwrap_err();
+    assert!(errors[0].to_string().contains("notes.yaml"), "{:?}", errors);
+}

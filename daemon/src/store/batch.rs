@@ -153,6 +153,9 @@ enum Op {
         key: String,
         bytes: Vec<u8>,
     },
+    PutStandards {
+        bytes: Vec<u8>,
+    },
     PutAlertState {
         key: String,
         bytes: Vec<u8>,
@@ -545,6 +548,13 @@ impl WriteBatch {
         self.push(op, true)
     }
 
+    /// Keeps `set` as the last standards set that loaded (replacing the previous one).
+    pub fn put_last_good_standards(&mut self, set: &super::StoredStandards) -> &mut Self {
+        let op = encode(&name(STANDARDS_SETS), STANDARDS_LAST_GOOD, set)
+            .map(|bytes| Op::PutStandards { bytes });
+        self.push(op, true)
+    }
+
     /// Sets a small piece of automation state under a composite key. Start the key with the
     /// entity id when the state is about an entity: `delete_entity` then removes it.
     pub fn put_alert_state<T: Serialize + ?Sized>(&mut self, key: &[&str], value: &T) -> &mut Self {
@@ -609,6 +619,7 @@ pub(super) struct Tables<'txn> {
     audit_by_subject: Table<'txn, &'static str, u64>,
     alert_state: StrTable<'txn>,
     first_rounds: StrTable<'txn>,
+    standards_sets: StrTable<'txn>,
     /// Last outbox / audit sequence numbers, loaded on first use and written back by `finish`.
     outbox_seq: Option<u64>,
     audit_seq: Option<u64>,
@@ -653,6 +664,7 @@ impl<'txn> Tables<'txn> {
             audit_by_subject: open!(txn, file, AUDIT_BY_SUBJECT),
             alert_state: open!(txn, file, ALERT_STATE),
             first_rounds: open!(txn, file, FIRST_ROUNDS),
+            standards_sets: open!(txn, file, STANDARDS_SETS),
             outbox_seq: None,
             audit_seq: None,
         })
@@ -891,6 +903,11 @@ impl<'txn> Tables<'txn> {
                 self.meta
                     .insert(key.as_str(), bytes.as_slice())
                     .ctx(file, "meta", "insert")?;
+            }
+            Op::PutStandards { bytes } => {
+                self.standards_sets
+                    .insert(STANDARDS_LAST_GOOD, bytes.as_slice())
+                    .ctx(file, "standards_sets", "insert")?;
             }
             Op::PutAlertState { key, bytes } => {
                 self.alert_state

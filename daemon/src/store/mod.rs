@@ -49,7 +49,7 @@ pub use error::StoreError;
 pub use records::{
     AuditRecord, CommitStats, DailySnapshot, DeadLetter, Durability, EntityOrigin, FirstRound,
     FirstRoundOutcome, OutboxEntry, OutboxMessage, SentRecord, StoreCounts, StoreOptions,
-    StoredEntity, TaskFilter, TierOverride, WriterOptions,
+    StoredEntity, StoredStandards, StoredStandardsFile, TaskFilter, TierOverride, WriterOptions,
 };
 pub use writer::{Writer, WriterHandle};
 
@@ -81,6 +81,7 @@ const STR_TABLES: [TableDefinition<&str, &[u8]>; 15] = [
     OUTBOX_SENT,
     ALERT_STATE,
     FIRST_ROUNDS,
+    STANDARDS_SETS,
 ];
 
 /// The readiness state. Cheap to clone; every clone shares one redb database.
@@ -436,6 +437,11 @@ impl Store {
     /// A meta value (`schema_version`, the store's counters, or a key another module set).
     pub fn meta_get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
         self.get(META, key)
+    }
+
+    /// The last standards set that loaded from its files, if one ever did.
+    pub fn last_good_standards(&self) -> Result<Option<StoredStandards>, StoreError> {
+        self.get(STANDARDS_SETS, STANDARDS_LAST_GOOD)
     }
 
     /// The schema version recorded in the file.

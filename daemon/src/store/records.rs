@@ -90,6 +90,23 @@ pub enum FirstRoundOutcome {
 pub struct FirstRound {
     pub at: Timestamp,
     pub outcome: FirstRoundOutcome,
+/// The last standards set that loaded from its files, kept so that a start whose files are
+/// refused serves it instead of nothing (DESIGN.md section 12).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredStandards {
+    /// The set's revision (the hash of its files' names and texts).
+    pub revision: String,
+    /// When it was loaded from its files.
+    pub loaded_at: Timestamp,
+    /// Every definition file: its path relative to the standards directory, and its text.
+    pub files: Vec<StoredStandardsFile>,
+}
+
+/// One file of a [`StoredStandards`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredStandardsFile {
+    pub path: String,
+    pub text: String,
 }
 
 /// The level of every entity on one scorecard at the end of one day: what trend charts read.

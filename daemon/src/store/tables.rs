@@ -55,6 +55,15 @@ pub(super) const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audi
 /// kind␀id␀seq → seq: the audit trail of one record without scanning the whole log.
 pub(super) const AUDIT_BY_SUBJECT: TableDefinition<&str, u64> =
     TableDefinition::new("audit_by_subject");
+/// [`STANDARDS_LAST_GOOD`] → `StoredStandards`: the last standards set that loaded from its
+/// files, served when the files are refused at a later start. Added after schema version 1
+/// without a bump: the table is created at open like every other, so a file written before it
+/// opens with the table empty, and an older readyd never opens it.
+pub(super) const STANDARDS_SETS: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("standards_sets");
+/// The one key of [`STANDARDS_SETS`] (a table rather than a meta key so that a later version
+/// may keep more than one set, e.g. for a rollback).
+pub(super) const STANDARDS_LAST_GOOD: &str = "last_good";
 /// free key (entity␀… by convention) → small MessagePack value: "degraded alert already sent", ...
 pub(super) const ALERT_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("alert_state");
 

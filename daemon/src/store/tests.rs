@@ -199,6 +199,72 @@ fn an_older_schema_without_migration_is_refused() {
     );
 }
 
+/// The `standards_sets` table came after schema version 1 without a bump: a file written by the
+/// readyd before it (every other table, version 1) must open, keep its state, start with no
+/// stored set, and keep one once written.
+#[test]
+fn a_file_from_before_the_standards_table_opens_and_keeps_a_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.redb");
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            for def in STR_TABLES
+                .iter()
+                .filter(|d| d.name() != STANDARDS_SETS.name())
+            {
+                txn.open_table(*def).unwrap();
+            }
+            let mut meta = txn.open_table(META).unwrap();
+            let version = rmp_serde::to_vec_named(&1u32).unwrap();
+            meta.insert(SCHEMA_VERSION_KEY, version.as_slice()).unwrap();
+            let mut entities = txn.open_table(ENTITIES).unwrap();
+            let record = rmp_serde::to_vec_named(&EntityRecord {
+                entity: entity("pay", Some(1)),
+                origin: EntityOrigin::CatalogFile,
+            })
+            .unwrap();
+            entities.insert("pay", record.as_slice()).unwrap();
+        }
+        txn.commit().unwrap();
+        let txn = db.begin_read().unwrap();
+        assert!(
+            txn.list_tables()
+                .unwrap()
+                .all(|t| t.name() != STANDARDS_SETS.name())
+        );
+    }
+    let store = Store::open(&path, StoreOptions::default()).unwrap();
+    assert_eq!(store.schema_version().unwrap(), 1);
+    assert!(store.entity("pay").unwrap().is_some());
+    assert_eq!(store.last_good_standards().unwrap(), None);
+    let set = StoredStandards {
+        revision: "0123456789abcdef".into(),
+        loaded_at: at(5),
+        files: vec![StoredStandardsFile {
+            path: "tiers.yaml".into(),
+            text: "tiers: {}\n".into(),
+        }],
+    };
+    let mut batch = WriteBatch::new();
+    batch.put_last_good_standards(&set);
+    assert!(batch.requires_immediate());
+    store.commit(batch, Durability::Eventual).unwrap();
+    drop(store);
+    let store = Store::open(&path, StoreOptions::default()).unwrap();
+    assert_eq!(store.last_good_standards().unwrap(), Some(set.clone()));
+    // A later set replaces it.
+    let newer = StoredStandards {
+        revision: "fedcba9876543210".into(),
+        ..set
+    };
+    let mut batch = WriteBatch::new();
+    batch.put_last_good_standards(&newer);
+    store.commit(batch, Durability::Immediate).unwrap();
+    assert_eq!(store.last_good_standards().unwrap(), Some(newer));
+}
+
 #[test]
 fn a_redb_file_of_another_program_is_refused() {
     let dir = tempfile::tempdir().unwrap();
