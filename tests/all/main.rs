@@ -4,3 +4,4 @@ mod automation;
 mod dashboard;
 mod engine;
 mod plugins;
+mod tls;

@@ -74,6 +74,8 @@ struct Inner {
     background: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Wakes the outbox delivery worker after a commit that enqueued notifications.
     delivery: crate::automation::DeliveryHandle,
+    /// Outgoing connections (delivery; the plugin host holds a clone for plugin egress).
+    net: crate::net::Net,
     /// Every scorecard's aggregate view, for the standards and results revision it was built
     /// from (see `reads.rs`).
     scorecard_views: Mutex<Option<reads::ScorecardViews>>,
@@ -129,8 +131,10 @@ impl Engine {
             },
         )
         .with_context(|| format!("opening {}", config.data.display()))?;
+        let net = crate::net::Net::from_config(&config).context("setting up outgoing TLS")?;
         let writer = Writer::spawn(store.clone());
         let host = PluginHost::new(HostConfig {
+            net: net.clone(),
             cache_dir: Some(config.cache_dir.clone()),
             max_instances: config.limits.max_plugin_instances,
             default_timeout_ms: config.limits.plugin_timeout_ms,
@@ -156,6 +160,7 @@ impl Engine {
                 shutdown,
                 background: Mutex::new(Vec::new()),
                 delivery: crate::automation::DeliveryHandle::new(),
+                net,
             }),
         };
         engine.restore().context("reading the stored state")?;
@@ -282,6 +287,7 @@ impl Engine {
             self.inner.store.clone(),
             self.inner.writer.clone(),
             self.inner.config.clone(),
+            self.inner.net.clone(),
             self.inner.clock.clone(),
             self.inner.delivery.clone(),
             self.shutdown_signal(),
