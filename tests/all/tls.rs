@@ -19,7 +19,7 @@ use readyd::net::{Net, NoProxy, ProxySettings, ProxyUrl};
 use readyd::plugin::{HostConfig, Manifest, PluginHost};
 use readyd::store::{Durability, OutboxEntry, Store, StoreOptions, WriteBatch, Writer};
 use readyd_plugin_artifacts as artifacts;
-use readyd_tests::tls::{CertPair, ConnectProxy, TestCa, presented_certificate, replace_file};
+use readyd_tests::tls::{ConnectProxy, TestCa, presented_certificate, replace_file};
 use readyd_tests::{CannedResponse, Receiver, entity, log_capture, readyd_bin, token_for};
 use serde_json::json;
 
@@ -573,17 +573,29 @@ async fn chat_urls_never_appear_in_dead_letters_status_metrics_or_the_log() {
         "a URL's path is in /v1/dead-letters: {text}"
     );
     let list = letters.json();
-    let reason = |channel: &str| {
-        list.as_array()
-            .unwrap()
-            .iter()
-            .find(|l| l["channel"] == channel)
-            .map(|l| l["reason"].as_str().unwrap().to_owned())
-            .unwrap()
-    };
-    let shown = format!("https://localhost:{} ", closed.port());
-    assert!(reason("sre").contains(&shown), "{}", reason("sre"));
-    let pay = reason("pay");
+    let reasons: Vec<(String, String)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["channel"].as_str().unwrap().to_owned(),
+                l["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let old = reasons
+        .iter()
+        .find(|(_, r)| r.contains("no TLS client"))
+        .map(|(_, r)| r.clone())
+        .expect("the old dead letter is listed");
+    let shown = format!("https://localhost:{} is https", closed.port());
+    assert!(old.contains(&shown), "{old}");
+    let pay = reasons
+        .iter()
+        .find(|(c, _)| c == "pay")
+        .map(|(_, r)| r.clone())
+        .unwrap();
     assert!(
         pay.contains("channel `pay`") && pay.contains("refused"),
         "{pay}"

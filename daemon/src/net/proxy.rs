@@ -136,7 +136,6 @@ impl NoProxy {
                 continue;
             }
             let bare = entry.trim_start_matches("*.").trim_start_matches('.');
-            let bare = bare.trim_start_matches('[');
             let host = match split_host_port(bare) {
                 Some((host, _)) => host.to_owned(),
                 None => continue,
