@@ -118,6 +118,8 @@ struct ReceiverState {
 /// canned response (`200 {}` unless told otherwise). Stops when dropped.
 pub struct Receiver {
     addr: SocketAddr,
+    /// `http` or `https`.
+    scheme: &'static str,
     connections: Arc<AtomicUsize>,
     state: Arc<Mutex<ReceiverState>>,
     arrived: Arc<tokio::sync::Notify>,
@@ -138,6 +140,26 @@ impl Receiver {
 
     /// A receiver answering every request with `response`.
     pub async fn serving(response: CannedResponse) -> Receiver {
+        Receiver::spawn(response, None).await
+    }
+
+    /// A receiver answering `200 {}` over HTTPS with the certificate of `acceptor` (see
+    /// [`tls::CertPair::acceptor`]); a client that rejects the certificate is counted as a
+    /// connection and never makes a request.
+    pub async fn start_tls(acceptor: tokio_rustls::TlsAcceptor) -> Receiver {
+        Receiver::spawn(CannedResponse::json(&serde_json::json!({})), Some(acceptor)).await
+    }
+
+    /// [`Receiver::start_tls`] answering `response`.
+    pub async fn serving_tls(
+        response: CannedResponse,
+        acceptor: tokio_rustls::TlsAcceptor,
+    ) -> Receiver {
+        Receiver::spawn(response, Some(acceptor)).await
+    }
+
+    async fn spawn(response: CannedResponse, tls: Option<tokio_rustls::TlsAcceptor>) -> Receiver {
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1:0");
@@ -153,6 +175,7 @@ impl Receiver {
                 };
                 conns.fetch_add(1, Ordering::SeqCst);
                 let (shared, notify, response) = (shared.clone(), notify.clone(), response.clone());
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                         let (shared, notify, canned) =
@@ -203,14 +226,24 @@ impl Receiver {
                             Ok::<_, Infallible>(response)
                         }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    match tls {
+                        None => {
+                            let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                        }
+                        Some(acceptor) => {
+                            // A client refusing the certificate ends it here.
+                            if let Ok(stream) = acceptor.accept(stream).await {
+                                let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                            }
+                        }
+                    }
                 });
             }
         });
         Receiver {
             addr,
+            scheme,
             connections,
             state,
             arrived,
@@ -223,9 +256,9 @@ impl Receiver {
         self.addr
     }
 
-    /// `http://127.0.0.1:<port><path>`.
+    /// `http(s)://127.0.0.1:<port><path>`.
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("{}://{}{path}", self.scheme, self.addr)
     }
 
     /// Answer the next `n` requests with `500`.
@@ -321,6 +354,7 @@ pub fn log_capture() -> &'static LogCapture {
 
 pub mod daemon;
 pub mod http_client;
+pub mod tls;
 
 pub use daemon::{
     HASHED_CI, TOKENS, TestDaemon, TestToken, UNKNOWN_TOKEN, fixture_dir, readyd_bin, start_daemon,

@@ -131,6 +131,9 @@ pub struct GateArgs {
     /// A bearer token with the `ci` role (or any role that may read).
     #[arg(long, env = "READYD_TOKEN")]
     pub token: Option<String>,
+    /// A PEM bundle of CA certificates to trust for an https:// URL, on top of the system's.
+    #[arg(long, env = "READYD_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
 }
 
 fn default_demo_config() -> PathBuf {
@@ -196,7 +199,13 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             Command::Eval(args) => eval(args).await,
             Command::Validate(args) => validate(&args).await,
             Command::Gate(args) => {
-                crate::http::client::gate_command(&args.url, args.token.as_deref(), &args.id).await
+                crate::http::client::gate_command_with(
+                    &args.url,
+                    args.token.as_deref(),
+                    args.ca_file.as_deref(),
+                    &args.id,
+                )
+                .await
             }
             Command::Plugin(cmd) => crate::plugin::cli::run(cmd).await,
         }

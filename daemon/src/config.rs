@@ -65,6 +65,17 @@ pub struct Config {
     pub teams: BTreeMap<String, TeamConfig>,
     /// Settings of `readyd demo` only.
     pub demo: DemoConfig,
+    /// A PEM bundle of CA certificates trusted for outgoing https (an internal CA), on top of
+    /// the operating system's roots.
+    pub tls_ca_file: Option<PathBuf>,
+    /// With `tls_key_file`: serve HTTPS with this PEM certificate chain (re-read when renewed).
+    pub tls_cert_file: Option<PathBuf>,
+    /// The PEM private key of `tls_cert_file`.
+    pub tls_key_file: Option<PathBuf>,
+    /// `HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY` of the environment given to [`Config::load`]
+    /// (not a file key: proxies are the environment's business, as for every other tool).
+    #[serde(skip)]
+    pub proxy: crate::net::ProxySettings,
     /// How long a result that reads a data source which has not finished its first round for
     /// the entity stays quiet (no task, alert, level history or degradation) at most: humantime
     /// text such as `"60s"` or `"2m"`. `"0s"` turns the quiet first start off.
@@ -213,8 +224,9 @@ impl fmt::Debug for TokenConfig {
     }
 }
 
-/// A notification channel.
-#[derive(Clone, Debug, Deserialize)]
+/// A notification channel. Its `url` is a credential for chat hooks (the token is in the path)
+/// and `secret` is one: `Debug` shows the url redacted and never the secret.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelConfig {
     /// `slack`, `teams` or `webhook`.
@@ -227,6 +239,17 @@ pub struct ChannelConfig {
     pub secret: Option<String>,
     #[serde(default)]
     pub secret_env: Option<String>,
+}
+
+impl fmt::Debug for ChannelConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChannelConfig")
+            .field("kind", &self.kind)
+            .field("url", &crate::net::redact(&self.url))
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("secret_env", &self.secret_env)
+            .finish()
+    }
 }
 
 /// Kinds of channel.
@@ -302,6 +325,10 @@ impl Default for Config {
             teams: BTreeMap::new(),
             demo: DemoConfig::default(),
             first_round_timeout: std::time::Duration::from_secs(60),
+            tls_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
+            proxy: crate::net::ProxySettings::default(),
         }
     }
 }
@@ -345,6 +372,11 @@ impl Config {
             ),
         };
         config.apply_env(env)?;
+        config.proxy = crate::net::ProxySettings::from_lookup(|var| env.get(var).cloned())
+            .map_err(|e| ConfigError::Env {
+                var: e.var,
+                message: e.message,
+            })?;
         if let Some(listen) = overrides.listen {
             config.listen = listen;
         }
@@ -363,8 +395,23 @@ impl Config {
         ] {
             *path = absolute(&base, path);
         }
+        for path in [
+            &mut config.tls_ca_file,
+            &mut config.tls_cert_file,
+            &mut config.tls_key_file,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            *path = absolute(&base, path);
+        }
         if config.public_url.is_empty() {
-            config.public_url = format!("http://{}", config.listen);
+            let scheme = if config.tls_cert_file.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            config.public_url = format!("{scheme}://{}", config.listen);
         }
         config.validate(&origin)?;
         Ok(config)
@@ -413,6 +460,9 @@ impl Config {
                             message: format!("expected a duration such as `60s`: {e}"),
                         })?;
                 }
+                "READYD_TLS_CA_FILE" => self.tls_ca_file = Some(PathBuf::from(value)),
+                "READYD_TLS_CERT_FILE" => self.tls_cert_file = Some(PathBuf::from(value)),
+                "READYD_TLS_KEY_FILE" => self.tls_key_file = Some(PathBuf::from(value)),
                 // Variables meant for plugins (secrets) or other tools share the prefix; only
                 // the ones above configure the daemon.
                 _ => {}
@@ -479,6 +529,19 @@ impl Config {
             if !(channel.url.starts_with("http://") || channel.url.starts_with("https://")) {
                 return Err(invalid(format!("channels.{name}: url must be http(s)")));
             }
+        }
+        match (&self.tls_cert_file, &self.tls_key_file) {
+            (Some(_), None) => {
+                return Err(invalid(
+                    "tls_cert_file is set without tls_key_file: HTTPS needs both".into(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "tls_key_file is set without tls_cert_file: HTTPS needs both".into(),
+                ));
+            }
+            _ => {}
         }
         if self.limits.body_bytes == 0 || self.limits.collect_batch == 0 {
             return Err(invalid("limits must be positive".into()));
@@ -658,6 +721,51 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("READYD_LISTEN"));
+    }
+
+    #[test]
+    fn tls_keys_resolve_pair_up_and_proxies_come_from_the_given_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("readyd.toml");
+        std::fs::write(&file, "tls_cert_file = \"tls/cert.pem\"\n").unwrap();
+        let err = Config::load(Some(&file), &env(&[]), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("without tls_key_file"), "{err}");
+        std::fs::write(&file, "tls_key_file = \"k.pem\"\n").unwrap();
+        let err = Config::load(Some(&file), &env(&[]), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("without tls_cert_file"), "{err}");
+        std::fs::write(
+            &file,
+            "tls_cert_file = \"tls/cert.pem\"\ntls_key_file = \"tls/key.pem\"\n",
+        )
+        .unwrap();
+        let c = Config::load(
+            Some(&file),
+            &env(&[
+                ("READYD_TLS_CA_FILE", "/etc/corp-ca.pem"),
+                ("HTTPS_PROXY", "http://proxy.test:3128"),
+                ("NO_PROXY", "internal.test"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.tls_cert_file, Some(dir.path().join("tls/cert.pem")));
+        assert_eq!(c.tls_key_file, Some(dir.path().join("tls/key.pem")));
+        assert_eq!(c.tls_ca_file, Some(PathBuf::from("/etc/corp-ca.pem")));
+        assert!(c.public_url.starts_with("https://"), "{}", c.public_url);
+        assert!(c.proxy.for_target(true, "x.test").is_some());
+        assert!(c.proxy.for_target(true, "internal.test").is_none());
+        let err = Config::load(
+            None,
+            &env(&[("https_proxy", "socks5://p:1")]),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("https_proxy"), "{err}");
     }
 
     #[test]

@@ -18,6 +18,8 @@
 //! - [`metrics`]: the process's Prometheus metrics.
 //! - [`http`]: the only code that knows hyper: the `/v1` API, dashboard, metrics.
 //! - [`automation`]: events → tasks and notifications through the durable outbox.
+//! - [`net`]: the only code that opens outgoing connections: TLS roots, `tls_ca_file`, proxies,
+//!   redaction of secret URLs.
 //! - [`watch`]: hot reload of plugins, standards and catalog.
 //! - [`demo`]: the demo's local stand-in for the paging system, Prometheus and chat hooks.
 //! - [`cli`]: the command-line front end (`serve`, `eval`, `validate`, `gate`, `plugin ...`).
@@ -36,6 +38,7 @@ mod hostile;
 pub mod http;
 pub mod metrics;
 pub mod model;
+pub mod net;
 pub mod plugin;
 pub mod standards;
 pub mod store;

@@ -57,7 +57,7 @@ fn outbox_config(max_attempts: u32) -> OutboxConfig {
     }
 }
 
-fn degraded_event(entity: &str) -> Event {
+pub(crate) fn degraded_event(entity: &str) -> Event {
     Event {
         id: event_id(EventKind::EntityDegraded, &[entity, "test"]),
         kind: EventKind::EntityDegraded,
@@ -91,7 +91,7 @@ fn degraded_event(entity: &str) -> Event {
 }
 
 /// Queue `event` for each of `to` and return the idempotency keys.
-async fn enqueue(
+pub(crate) async fn enqueue(
     writer: &WriterHandle,
     channels: &BTreeMap<String, ChannelConfig>,
     event: &Event,
@@ -112,14 +112,14 @@ async fn enqueue(
 }
 
 /// A running delivery worker and the means to stop it.
-struct Worker {
+pub(crate) struct Worker {
     stop: oneshot::Sender<()>,
     task: JoinHandle<()>,
-    handle: DeliveryHandle,
+    pub(crate) handle: DeliveryHandle,
 }
 
 impl Worker {
-    fn start(store: &Store, writer: &WriterHandle, config: DeliveryConfig) -> Worker {
+    pub(crate) fn start(store: &Store, writer: &WriterHandle, config: DeliveryConfig) -> Worker {
         let (stop, stopped) = oneshot::channel::<()>();
         let handle = DeliveryHandle::new();
         let task = tokio::spawn(run_delivery(
@@ -135,7 +135,7 @@ impl Worker {
         Worker { stop, task, handle }
     }
 
-    async fn stop(self) {
+    pub(crate) async fn stop(self) {
         let _ = self.stop.send(());
         self.task.await.expect("the worker stops cleanly");
     }
@@ -143,7 +143,7 @@ impl Worker {
 
 /// Wait until `done` holds (panics after 30 s: a bound for a noisy machine, not an assertion
 /// on speed).
-async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+pub(crate) async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while !done() {
         assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
@@ -151,11 +151,11 @@ async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-fn json(request: &RecordedRequest) -> serde_json::Value {
+pub(crate) fn json(request: &RecordedRequest) -> serde_json::Value {
     serde_json::from_slice(&request.body).expect("the body is JSON")
 }
 
-fn open(path: &Path) -> (Store, WriterHandle) {
+pub(crate) fn open(path: &Path) -> (Store, WriterHandle) {
     let store = Store::open(path, StoreOptions::default()).expect("open the state file");
     let writer = Writer::spawn(store.clone());
     (store, writer)
@@ -179,6 +179,7 @@ async fn slack_teams_and_signed_webhook_payloads_are_delivered_once() {
         &store,
         &writer,
         DeliveryConfig {
+            net: readyd::net::Net::system(),
             outbox: outbox_config(5),
             channels: channels.clone(),
         },
@@ -276,6 +277,7 @@ async fn a_failing_receiver_is_retried_until_it_recovers() {
         &store,
         &writer,
         DeliveryConfig {
+            net: readyd::net::Net::system(),
             outbox: outbox_config(10),
             channels,
         },
@@ -327,6 +329,7 @@ async fn retries_stop_at_max_attempts_and_client_errors_stop_at_once() {
         &store,
         &writer,
         DeliveryConfig {
+            net: readyd::net::Net::system(),
             outbox: outbox_config(3),
             channels,
         },
@@ -365,6 +368,7 @@ async fn pending_entries_survive_a_restart_and_each_is_delivered_once() {
     let path = dir.path().join("state.redb");
     let channels = channels(&receiver);
     let config = || DeliveryConfig {
+        net: readyd::net::Net::system(),
         outbox: outbox_config(5),
         channels: channels.clone(),
     };

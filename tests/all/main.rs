@@ -7,3 +7,4 @@ mod fail_closed;
 mod plugins;
 mod quiet_start;
 mod vuln_report;
+mod tls;

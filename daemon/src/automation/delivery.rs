@@ -1,14 +1,16 @@
 //! Delivery: the worker that drains the durable outbox to Slack, Teams and webhook receivers.
 //!
 //! [`run_delivery`] repeatedly takes due outbox entries (oldest first), POSTs each one's payload
-//! with a hyper client, and records the outcome through the store's writer:
+//! with the pooled client of [`crate::net::Net`] (http or https, the system's roots plus
+//! `tls_ca_file`, the proxies of the environment), and records the outcome through the store's writer:
 //!
 //! - 2xx: `mark_outbox_sent`. The entry leaves the outbox and its idempotency key is remembered;
 //!   the store refuses to record a key sent twice, and a sent entry is never picked again.
 //! - 4xx other than 408 and 429, a 3xx (redirects are not followed: fix the channel's url), an
 //!   unknown channel, or a webhook secret that cannot be read: dead-lettered at once, with the
 //!   reason. Retrying cannot fix those.
-//! - 5xx, 408, 429, timeouts and connection errors: retried with exponential backoff and full
+//! - 5xx, 408, 429, timeouts and connection errors, TLS certificate problems included (unknown
+//!   CA, wrong name, expired: an operator fixes them without touching the entry): retried with exponential backoff and full
 //!   jitter (a delay drawn uniformly from `[0, min(backoff_max, backoff_initial × 2^(n-1))]` after
 //!   the n-th failed attempt; a `Retry-After` in seconds raises the delay, never past
 //!   `backoff_max`), until `max_attempts` attempts or `max_age_secs` of age, then dead-lettered.
@@ -28,11 +30,15 @@
 //! Concurrency is bounded by `outbox.concurrency`; every request is bounded by `timeout_ms`
 //! (connect, headers and body). The worker wakes when [`DeliveryHandle::wake`] is called (the
 //! engine calls it after committing a batch that enqueued) and otherwise sleeps until the next
-//! entry is due. Transport: plain `http://` only; this build has no TLS connector, and an
-//! `https://` channel is dead-lettered with a message saying so.
+//! entry is due.
 //!
-//! This module must never decide *what* to send (that is [`super::plan`]) and never touches
-//! redb except through the store's API.
+//! A channel's URL is a credential for Slack and Teams (the token is its path): errors name the
+//! channel and show its URL only as scheme + host ([`crate::net::redact`]), and the reasons
+//! stored with dead letters are written that way.
+//!
+//! This module must never decide *what* to send (that is [`super::plan`]), never open a
+//! connection except through [`crate::net`], and never touches redb except through the store's
+//! API.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
@@ -43,9 +49,6 @@ use bytes::Bytes;
 use hmac::{Hmac, Mac};
 use http::{HeaderValue, Method, Request, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use rand::Rng;
 use sha2::Sha256;
 use tokio::sync::Notify;
@@ -56,6 +59,7 @@ use crate::clock::Clock;
 use crate::config::{ChannelConfig, ChannelKind, Config, OutboxConfig};
 use crate::metrics::{OutboxLabels, metrics};
 use crate::model::Timestamp;
+use crate::net::{Net, NetError, redact};
 use crate::store::{Durability, OutboxEntry, Store, StoreError, WriteBatch, WriterHandle};
 
 /// The longest the worker sleeps without looking at the outbox when the clock is manual (a
@@ -74,14 +78,17 @@ const RESPONSE_BODY_LIMIT: usize = 64 * 1024;
 pub struct DeliveryConfig {
     pub outbox: OutboxConfig,
     pub channels: BTreeMap<String, ChannelConfig>,
+    /// How receivers are reached (trusted roots, proxies).
+    pub net: Net,
 }
 
 impl DeliveryConfig {
     /// The delivery part of the daemon's configuration.
-    pub fn from_config(config: &Config) -> DeliveryConfig {
+    pub fn from_config(config: &Config, net: Net) -> DeliveryConfig {
         DeliveryConfig {
             outbox: config.outbox.clone(),
             channels: config.channels.clone(),
+            net,
         }
     }
 }
@@ -108,8 +115,7 @@ impl DeliveryHandle {
 pub enum DeliveryError {
     #[error("channel `{0}` is not configured")]
     UnknownChannel(String),
-    #[error("channel `{channel}`: {url} is https, and this build of readyd has no TLS client")]
-    HttpsUnsupported { channel: String, url: String },
+    /// `url` is redacted (scheme and host).
     #[error("channel `{channel}`: invalid url {url}: {reason}")]
     BadUrl {
         channel: String,
@@ -120,12 +126,16 @@ pub enum DeliveryError {
     MissingSecret { channel: String, var: String },
     #[error("channel `{channel}`: no response within {timeout_ms} ms")]
     Timeout { channel: String, timeout_ms: u64 },
+    /// Could not connect: refused, DNS, proxy, or a TLS certificate problem.
     #[error("channel `{channel}`: {source}")]
-    Transport {
+    Connect {
         channel: String,
         #[source]
-        source: hyper_util::client::legacy::Error,
+        source: NetError,
     },
+    /// Connected, but the exchange failed (reset, malformed answer).
+    #[error("channel `{channel}`: {message}")]
+    Transport { channel: String, message: String },
     #[error("channel `{channel}`: HTTP {status}{body}")]
     Status {
         channel: String,
@@ -143,14 +153,15 @@ impl DeliveryError {
     /// Whether another attempt may succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
-            DeliveryError::Timeout { .. } | DeliveryError::Transport { .. } => true,
+            DeliveryError::Timeout { .. }
+            | DeliveryError::Connect { .. }
+            | DeliveryError::Transport { .. } => true,
             DeliveryError::Status { status, .. } => {
                 status.is_server_error()
                     || *status == StatusCode::REQUEST_TIMEOUT
                     || *status == StatusCode::TOO_MANY_REQUESTS
             }
             DeliveryError::UnknownChannel(_)
-            | DeliveryError::HttpsUnsupported { .. }
             | DeliveryError::BadUrl { .. }
             | DeliveryError::MissingSecret { .. }
             | DeliveryError::TooOld { .. } => false,
@@ -218,9 +229,7 @@ pub async fn run_delivery(
     handle: DeliveryHandle,
     shutdown: impl Future<Output = ()>,
 ) {
-    let client: HttpClient = Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(30))
-        .build_http();
+    let client: HttpClient = config.net.client();
     let worker = Arc::new(Worker {
         client,
         store,
@@ -262,7 +271,7 @@ pub async fn run_delivery(
     while running.join_next().await.is_some() {}
 }
 
-type HttpClient = Client<HttpConnector, Full<Bytes>>;
+type HttpClient = crate::net::HttpClient<Full<Bytes>>;
 
 struct Worker {
     client: HttpClient,
@@ -429,46 +438,52 @@ impl Worker {
             std::env::var(var).ok()
         })?;
         let timeout = Duration::from_millis(outbox.timeout_ms);
-        let exchange =
-            async {
-                let response = self.client.request(request).await.map_err(|source| {
-                    DeliveryError::Transport {
-                        channel: name.clone(),
-                        source,
+        let exchange = async {
+            let response =
+                self.client.request(request).await.map_err(|error| {
+                    match NetError::find(&error) {
+                        Some(source) => DeliveryError::Connect {
+                            channel: name.clone(),
+                            source: source.clone(),
+                        },
+                        None => DeliveryError::Transport {
+                            channel: name.clone(),
+                            message: crate::net::redact_text(&error_chain(&error)).into_owned(),
+                        },
                     }
                 })?;
-                let status = response.status();
-                let retry_after = response
-                    .headers()
-                    .get(header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok());
-                // Reading the body lets the connection be reused and gives a reason on failure.
-                let body = Limited::new(response.into_body(), RESPONSE_BODY_LIMIT)
-                    .collect()
-                    .await
-                    .map(|b| b.to_bytes())
-                    .unwrap_or_default();
-                if status.is_success() {
-                    return Ok(());
-                }
-                let text = String::from_utf8_lossy(&body);
-                let text = text.trim();
-                let snippet = if text.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        ": {}",
-                        text.chars().take(ERROR_BODY_LIMIT).collect::<String>()
-                    )
-                };
-                Err(DeliveryError::Status {
-                    channel: name.clone(),
-                    status,
-                    body: snippet,
-                    retry_after,
-                })
+            let status = response.status();
+            let retry_after = response
+                .headers()
+                .get(header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            // Reading the body lets the connection be reused and gives a reason on failure.
+            let body = Limited::new(response.into_body(), RESPONSE_BODY_LIMIT)
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            if status.is_success() {
+                return Ok(());
+            }
+            let text = String::from_utf8_lossy(&body);
+            let text = text.trim();
+            let snippet = if text.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ": {}",
+                    text.chars().take(ERROR_BODY_LIMIT).collect::<String>()
+                )
             };
+            Err(DeliveryError::Status {
+                channel: name.clone(),
+                status,
+                body: snippet,
+                retry_after,
+            })
+        };
         match tokio::time::timeout(timeout, exchange).await {
             Ok(result) => result,
             Err(_) => Err(DeliveryError::Timeout {
@@ -490,19 +505,14 @@ fn build_request(
 ) -> Result<Request<Full<Bytes>>, DeliveryError> {
     let bad_url = |reason: String| DeliveryError::BadUrl {
         channel: name.to_owned(),
-        url: channel.url.clone(),
+        url: redact(&channel.url),
         reason,
     };
+    // The parser's message quotes nothing of the URL; the URL itself is never in the reason.
     let uri: http::Uri = channel.url.parse().map_err(|e| bad_url(format!("{e}")))?;
     match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
-            return Err(DeliveryError::HttpsUnsupported {
-                channel: name.to_owned(),
-                url: channel.url.clone(),
-            });
-        }
-        _ => return Err(bad_url("the scheme must be http".into())),
+        Some("http" | "https") => {}
+        _ => return Err(bad_url("the scheme must be http or https".into())),
     }
     let body =
         serde_json::to_vec(&entry.message.payload).expect("a serde_json::Value always serializes");
@@ -542,6 +552,18 @@ fn build_request(
     builder
         .body(Full::new(Bytes::from(body)))
         .map_err(|e| bad_url(e.to_string()))
+}
+
+/// `error` and its causes, `: `-separated (hyper's top-level message alone says little).
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
 }
 
 #[cfg(test)]
@@ -688,7 +710,7 @@ mod tests {
     }
 
     #[test]
-    fn chat_channels_are_not_signed_and_https_is_refused_clearly() {
+    fn chat_channels_are_not_signed_and_https_is_accepted() {
         let mut channel = ChannelConfig {
             kind: ChannelKind::Slack,
             url: "http://127.0.0.1:9/hook".into(),
@@ -698,9 +720,42 @@ mod tests {
         let e = entry(serde_json::json!({"text": "hi"}));
         let request = build_request("s", &channel, &e, "rule.failed", 1, &|_| None).unwrap();
         assert!(request.headers().get("x-readyd-signature").is_none());
-        channel.url = "https://hooks.slack.com/services/x".into();
+        channel.url = "https://hooks.slack.com/services/T0/B0/xyz".into();
+        let request = build_request("s", &channel, &e, "rule.failed", 1, &|_| None).unwrap();
+        assert_eq!(request.uri().scheme_str(), Some("https"));
+        channel.url = "ftp://hooks.slack.com/services/T0/B0/xyz".into();
         let err = build_request("s", &channel, &e, "rule.failed", 1, &|_| None).unwrap_err();
         assert!(!err.is_retryable());
-        assert!(err.to_string().contains("no TLS client"), "{err}");
+        let shown = err.to_string();
+        assert!(shown.contains("ftp://hooks.slack.com"), "{shown}");
+        assert!(!shown.contains("xyz"), "the URL's token leaked: {shown}");
+    }
+
+    #[test]
+    fn connection_and_certificate_errors_are_retried_and_name_the_channel() {
+        for source in [
+            NetError::UnknownCa {
+                host: "h:443".into(),
+            },
+            NetError::NameMismatch {
+                host: "h:443".into(),
+            },
+            NetError::Expired {
+                host: "h:443".into(),
+            },
+            NetError::Refused {
+                target: "h:443".into(),
+            },
+        ] {
+            let err = DeliveryError::Connect {
+                channel: "sre-slack".into(),
+                source,
+            };
+            assert!(err.is_retryable(), "{err}");
+            assert!(
+                err.to_string().starts_with("channel `sre-slack`: "),
+                "{err}"
+            );
+        }
     }
 }

@@ -199,11 +199,12 @@ pub fn spawn_delivery(
     store: Store,
     writer: WriterHandle,
     config: Config,
+    net: crate::net::Net,
     clock: Clock,
     handle: automation::DeliveryHandle,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
-    let delivery = automation::DeliveryConfig::from_config(&config);
+    let delivery = automation::DeliveryConfig::from_config(&config, net);
     tokio::spawn(async move {
         let shutdown = async move {
             while !*stop.borrow() {

@@ -85,6 +85,8 @@ struct Inner {
     collects: bool,
     /// Wakes the outbox delivery worker after a commit that enqueued notifications.
     delivery: crate::automation::DeliveryHandle,
+    /// Outgoing connections (delivery; the plugin host holds a clone for plugin egress).
+    net: crate::net::Net,
     /// Every scorecard's aggregate view, for the standards and results revision it was built
     /// from (see `reads.rs`).
     scorecard_views: Mutex<Option<reads::ScorecardViews>>,
@@ -140,8 +142,10 @@ impl Engine {
             },
         )
         .with_context(|| format!("opening {}", config.data.display()))?;
+        let net = crate::net::Net::from_config(&config).context("setting up outgoing TLS")?;
         let writer = Writer::spawn(store.clone());
         let host = PluginHost::new(HostConfig {
+            net: net.clone(),
             cache_dir: Some(config.cache_dir.clone()),
             max_instances: config.limits.max_plugin_instances,
             default_timeout_ms: config.limits.plugin_timeout_ms,
@@ -169,6 +173,7 @@ impl Engine {
                 background: Mutex::new(Vec::new()),
                 collects: options.background,
                 delivery: crate::automation::DeliveryHandle::new(),
+                net,
             }),
         };
         engine.restore().context("reading the stored state")?;
@@ -337,6 +342,7 @@ impl Engine {
             self.inner.store.clone(),
             self.inner.writer.clone(),
             self.inner.config.clone(),
+            self.inner.net.clone(),
             self.inner.clock.clone(),
             self.inner.delivery.clone(),
             self.shutdown_signal(),

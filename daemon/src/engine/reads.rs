@@ -311,7 +311,9 @@ impl Engine {
                         "event_id": d.entry.message.id,
                         "channel": d.entry.message.channel,
                         "attempts": d.entry.attempts,
-                        "reason": d.reason,
+                        // Reasons stored before redaction existed may hold a channel's full
+                        // URL (a chat hook's credential): shown as scheme + host only.
+                        "reason": crate::net::redact_text(&d.reason),
                         "at": d.at,
                         "payload": d.entry.message.payload,
                     })
@@ -360,6 +362,13 @@ impl Engine {
             },
             "plugins": plugins,
             "plugin_errors": state.plugins_status.last_error,
+            // A chat hook's URL is its credential: scheme and host only.
+            "channels": self.inner.config.channels.iter().map(|(name, c)| {
+                (name.clone(), serde_json::json!({
+                    "type": format!("{:?}", c.kind).to_ascii_lowercase(),
+                    "url": crate::net::redact(&c.url),
+                }))
+            }).collect::<serde_json::Map<String, serde_json::Value>>(),
             "degraded": state.degraded_since.len(),
             "open_tasks": state.tasks.values().filter(|t| t.status != crate::model::TaskStatus::Done).count(),
             "pending_exemptions": state.exemptions.values().filter(|e| e.status == ExemptionStatus::Pending).count(),

@@ -127,6 +127,7 @@ fn call(route: &'static Route, path: &str, body: &[u8]) -> Result<Reply, ApiErro
         route.endpoint,
         Context {
             engine: &h.engine,
+            tls: None,
             actor: admin(),
             params,
             query: Query::default(),

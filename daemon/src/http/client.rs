@@ -4,7 +4,9 @@
 //! [`gate_command`] prints the verdict and turns it into the exit code a pipeline acts on:
 //! 0 allowed, 1 refused, 2 the question could not be answered (daemon unreachable, bad token,
 //! unknown entity). It never retries: a gate that cannot be asked must fail the pipeline loudly,
-//! not slow it down. Plain `http://` only; put a TLS-terminating proxy in front for `https://`.
+//! not slow it down. It speaks `http://` and `https://` through [`crate::net`]: the system's
+//! roots plus `--ca-file` are trusted, and `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` of its
+//! environment are honoured (a CI runner behind a proxy, a daemon behind a TLS ingress).
 
 use std::time::Duration;
 
@@ -12,10 +14,9 @@ use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION};
 use http::{Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 
 use crate::engine::GateAnswer;
+use crate::net::{Net, NetError, ProxySettings, redact};
 
 /// How long the whole question may take.
 pub const GATE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -29,6 +30,14 @@ pub enum GateError {
     Identifier(String),
     #[error("cannot reach the daemon at {url}: {message}")]
     Transport { url: String, message: String },
+    #[error("cannot reach the daemon at {url}: {source}")]
+    Connect {
+        url: String,
+        #[source]
+        source: NetError,
+    },
+    #[error("cannot set up the client: {0}")]
+    Setup(String),
     #[error("the daemon at {url} did not answer within {timeout:?}")]
     Timeout { url: String, timeout: Duration },
     #[error("the daemon refused ({status}, {code}): {message}")]
@@ -41,19 +50,36 @@ pub enum GateError {
     Malformed(String),
 }
 
+/// The client of `readyd gate`: the system's roots plus `ca_file`, the process's proxies.
+pub fn gate_net(ca_file: Option<&std::path::Path>) -> Result<Net, GateError> {
+    let proxy = ProxySettings::from_process_env().map_err(|e| GateError::Setup(e.to_string()))?;
+    Net::new(ca_file, proxy).map_err(|e| GateError::Setup(e.to_string()))
+}
+
 /// Ask the daemon at `url` (e.g. `http://127.0.0.1:7878`, optionally with a path prefix) whether
-/// `id` may be deployed.
+/// `id` may be deployed: directly, trusting the system's roots.
 pub async fn ask_gate(url: &str, token: Option<&str>, id: &str) -> Result<GateAnswer, GateError> {
+    ask_gate_via(&Net::system(), url, token, id).await
+}
+
+/// [`ask_gate`] connecting through `net` (`https://` against its roots, its proxies).
+pub async fn ask_gate_via(
+    net: &Net,
+    url: &str,
+    token: Option<&str>,
+    id: &str,
+) -> Result<GateAnswer, GateError> {
     if !crate::model::is_valid_identifier(id) {
         return Err(GateError::Identifier(id.to_owned()));
     }
+    let shown = redact(url);
     let bad_url = |message: String| GateError::Url {
-        url: url.to_owned(),
+        url: shown.clone(),
         message,
     };
-    if !url.starts_with("http://") {
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
         return Err(bad_url(
-            "only http:// is supported (use a TLS proxy for https)".into(),
+            "the URL must start with http:// or https://".into(),
         ));
     }
     let target: Uri = format!("{}/v1/gate/{id}", url.trim_end_matches('/'))
@@ -66,14 +92,20 @@ pub async fn ask_gate(url: &str, token: Option<&str>, id: &str) -> Result<GateAn
     let request = request
         .body(Empty::<Bytes>::new())
         .map_err(|e| bad_url(e.to_string()))?;
-    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let client = net.client::<Empty<Bytes>>();
     let exchange = async {
         let response = client
             .request(request)
             .await
-            .map_err(|e| GateError::Transport {
-                url: url.to_owned(),
-                message: error_chain(&e),
+            .map_err(|e| match NetError::find(&e) {
+                Some(source) => GateError::Connect {
+                    url: shown.clone(),
+                    source: source.clone(),
+                },
+                None => GateError::Transport {
+                    url: shown.clone(),
+                    message: error_chain(&e),
+                },
             })?;
         let status = response.status();
         let body = response
@@ -81,7 +113,7 @@ pub async fn ask_gate(url: &str, token: Option<&str>, id: &str) -> Result<GateAn
             .collect()
             .await
             .map_err(|e| GateError::Transport {
-                url: url.to_owned(),
+                url: shown.clone(),
                 message: e.to_string(),
             })?
             .to_bytes();
@@ -90,7 +122,7 @@ pub async fn ask_gate(url: &str, token: Option<&str>, id: &str) -> Result<GateAn
     let (status, body) = tokio::time::timeout(GATE_TIMEOUT, exchange)
         .await
         .map_err(|_| GateError::Timeout {
-            url: url.to_owned(),
+            url: shown.clone(),
             timeout: GATE_TIMEOUT,
         })??;
     if status != StatusCode::OK {
@@ -112,7 +144,21 @@ pub async fn ask_gate(url: &str, token: Option<&str>, id: &str) -> Result<GateAn
 
 /// `readyd gate ID --url URL [--token T]`: print the verdict; 0 allowed, 1 refused, 2 error.
 pub async fn gate_command(url: &str, token: Option<&str>, id: &str) -> anyhow::Result<i32> {
-    match ask_gate(url, token, id).await {
+    gate_command_with(url, token, None, id).await
+}
+
+/// [`gate_command`] with `--ca-file`, and the proxies of the process's environment.
+pub async fn gate_command_with(
+    url: &str,
+    token: Option<&str>,
+    ca_file: Option<&std::path::Path>,
+    id: &str,
+) -> anyhow::Result<i32> {
+    let asked = match gate_net(ca_file) {
+        Ok(net) => ask_gate_via(&net, url, token, id).await,
+        Err(e) => Err(e),
+    };
+    match asked {
         Ok(answer) => {
             print!("{}", render(&answer));
             Ok(if answer.allowed { 0 } else { 1 })
@@ -177,22 +223,31 @@ mod tests {
 
     #[tokio::test]
     async fn bad_arguments_fail_before_any_connection() {
+        let net = Net::system();
         assert!(matches!(
-            ask_gate("http://127.0.0.1:1", None, "Bad/Id").await,
+            ask_gate_via(&net, "http://127.0.0.1:1", None, "Bad/Id").await,
             Err(GateError::Identifier(_))
         ));
         assert!(matches!(
-            ask_gate("https://example.invalid", None, "ok").await,
+            ask_gate_via(&net, "ftp://example.invalid", None, "ok").await,
             Err(GateError::Url { .. })
         ));
         assert!(matches!(
-            ask_gate("http://bad host", None, "ok").await,
+            ask_gate_via(&net, "http://bad host", None, "ok").await,
             Err(GateError::Url { .. })
         ));
         assert_eq!(
             gate_command("ftp://x", None, "ok").await.unwrap(),
             2,
             "an unusable URL is an error, not a refusal"
+        );
+        let missing = std::path::Path::new("/nonexistent/ca.pem");
+        assert_eq!(
+            gate_command_with("https://127.0.0.1:1", None, Some(missing), "ok")
+                .await
+                .unwrap(),
+            2,
+            "an unreadable --ca-file is an error"
         );
     }
 
@@ -203,8 +258,18 @@ mod tests {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             listener.local_addr().unwrap().port()
         };
-        match ask_gate(&format!("http://127.0.0.1:{port}"), None, "x").await {
-            Err(GateError::Transport { message, .. }) => assert!(!message.is_empty()),
+        match ask_gate_via(
+            &Net::system(),
+            &format!("http://127.0.0.1:{port}"),
+            None,
+            "x",
+        )
+        .await
+        {
+            Err(GateError::Connect {
+                source: NetError::Refused { .. },
+                ..
+            }) => {}
             other => panic!("{other:?}"),
         }
     }

@@ -71,6 +71,8 @@ impl Reply {
 #[derive(Debug)]
 pub struct Context<'a> {
     pub engine: &'a Engine,
+    /// The served certificate pair, when the daemon serves HTTPS (shown in `/v1/status`).
+    pub tls: Option<&'a super::tls::TlsFiles>,
     pub actor: Actor,
     pub params: PathParams,
     pub query: Query,
@@ -227,7 +229,13 @@ pub async fn dispatch(endpoint: Endpoint, cx: Context<'_>) -> Result<Reply, ApiE
         Endpoint::GetInitiative => Reply::ok(&engine.initiative(cx.id()?)?),
         // ---- operations
         Endpoint::DeadLetters => Reply::ok(&engine.dead_letters()),
-        Endpoint::Status => Reply::ok(&engine.status()),
+        Endpoint::Status => {
+            let mut status = engine.status();
+            if let Some(tls) = cx.tls {
+                status["tls"] = tls.status();
+            }
+            Reply::ok(&status)
+        }
         Endpoint::Reload => Reply::ok(&engine.reload(actor).await?),
         Endpoint::Livez => Reply::ok(&serde_json::json!({ "status": "ok" })),
         Endpoint::Readyz => {

@@ -11,7 +11,10 @@
 //! - [`handlers`]: one arm per endpoint, translating to engine calls.
 //! - [`errors`]: [`ApiError`] and [`errors::status_of`], the one place a status is chosen.
 //! - [`openapi`]: the OpenAPI 3.0 document. [`dashboard`]: the embedded dashboard files.
-//! - [`client`]: `readyd gate`, the command-line client of the gate.
+//! - [`client`]: `readyd gate`, the command-line client of the gate (it connects through
+//!   [`crate::net`]).
+//! - [`tls`]: HTTPS when `tls_cert_file` and `tls_key_file` are set, renewed certificates picked
+//!   up for new connections without a restart.
 //!
 //! # A request's way through
 //!
@@ -61,6 +64,7 @@ pub mod handlers;
 pub mod openapi;
 pub mod query;
 pub mod router;
+pub mod tls;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -78,7 +82,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
-pub use client::{ask_gate, gate_command};
+pub use client::{ask_gate, ask_gate_via, gate_command, gate_command_with};
 pub use errors::{ApiError, error_response};
 pub use router::{Permission, ROUTES, Route};
 
@@ -105,6 +109,8 @@ struct Server {
     body_limit: usize,
     /// `limits.body_timeout_ms`; `None` when 0 (no limit).
     body_timeout: Option<Duration>,
+    /// The certificate pair when serving HTTPS.
+    tls: Option<Arc<tls::TlsFiles>>,
 }
 
 /// Serve the API on `listener` until `shutdown` completes, then stop accepting, let in-flight
@@ -118,7 +124,18 @@ pub async fn serve(
     let config = engine.config();
     let auth = Authenticator::new(&config.tokens, config.anonymous_read)
         .context("cannot use the configured tokens")?;
+    let tls = match (&config.tls_cert_file, &config.tls_key_file) {
+        (Some(cert), Some(key)) => Some(Arc::new(
+            tls::TlsFiles::load(cert, key).context("cannot serve HTTPS")?,
+        )),
+        _ => None,
+    };
     let limits = &config.limits;
+    // A client gets as long for its TLS handshake as for its request headers.
+    let handshake_timeout = Duration::from_millis(match limits.header_timeout_ms {
+        0 => 10_000,
+        ms => ms,
+    });
     let mut builder = http1::Builder::new();
     builder.timer(TokioTimer::new());
     // hyper also applies it to idle keep-alive connections waiting for their next request,
@@ -132,9 +149,10 @@ pub async fn serve(
             .then(|| Duration::from_millis(limits.body_timeout_ms)),
         auth,
         engine,
+        tls,
     });
     let address = listener.local_addr().ok();
-    tracing::info!(address = ?address, "HTTP API listening");
+    tracing::info!(address = ?address, https = server.tls.is_some(), "HTTP API listening");
 
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -155,11 +173,37 @@ pub async fn serve(
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, %peer, "cannot set TCP_NODELAY");
         }
+        let tls = server.tls.clone();
         let server = server.clone();
         let service = service_fn(move |request| {
             let server = server.clone();
             async move { Ok::<_, Infallible>(handle(&server, request).await) }
         });
+        if let Some(files) = tls {
+            let (watcher, builder) = (graceful.watcher(), builder.clone());
+            tokio::spawn(async move {
+                // Looked up per connection, so a renewed certificate serves the next one.
+                let acceptor = tokio_rustls::TlsAcceptor::from(files.current());
+                let stream =
+                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(error)) => {
+                            tracing::debug!(%error, %peer, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                let connection =
+                    watcher.watch(builder.serve_connection(TokioIo::new(stream), service));
+                if let Err(error) = connection.await {
+                    tracing::debug!(%error, %peer, "connection ended with an error");
+                }
+            });
+            continue;
+        }
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             if let Err(error) = connection.await {
@@ -256,6 +300,7 @@ async fn respond(
         route.endpoint,
         Context {
             engine: &server.engine,
+            tls: server.tls.as_deref(),
             actor,
             params,
             query,

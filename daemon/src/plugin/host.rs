@@ -54,6 +54,8 @@ pub struct HostConfig {
     pub max_log_lines_per_call: usize,
     /// Largest output of one call (facts, an outcome's message and details) in bytes.
     pub max_output_bytes: usize,
+    /// How plugins' allowed HTTP requests are sent (trusted roots, `tls_ca_file`, proxies).
+    pub net: crate::net::Net,
 }
 
 impl Default for HostConfig {
@@ -68,6 +70,7 @@ impl Default for HostConfig {
             retry_parked_after: Duration::from_secs(300),
             max_log_lines_per_call: 100,
             max_output_bytes: 16 << 20,
+            net: crate::net::Net::system(),
         }
     }
 }

@@ -173,6 +173,7 @@ impl Plugin {
                 .map(|s| s.value.expose().to_owned())
                 .collect(),
             log_lines_dropped: Default::default(),
+            net: config.net.clone(),
         });
         Ok(Plugin {
             version: crate::plugin::cache::short_version(&sha256),

@@ -46,6 +46,8 @@ pub(crate) struct SandboxSpec {
     pub(crate) secret_values: Vec<String>,
     /// Guest log lines dropped over the budget since load (reported in the status).
     pub(crate) log_lines_dropped: AtomicU64,
+    /// How allowed requests are sent.
+    pub(crate) net: crate::net::Net,
 }
 
 impl SandboxSpec {
@@ -97,7 +99,7 @@ impl HostState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
             http: WasiHttpCtx::new(),
-            egress: Egress::new(spec.plugin.clone(), spec.http.clone()),
+            egress: Egress::new(spec.plugin.clone(), spec.http.clone(), spec.net.clone()),
             limits: PluginLimits::new(spec.memory_bytes),
             log,
         })
@@ -445,6 +447,7 @@ mod tests {
             max_log_lines,
             secret_values: vec!["s3cr3t".into()],
             log_lines_dropped: AtomicU64::new(0),
+            net: crate::net::Net::system(),
         })
     }
 
