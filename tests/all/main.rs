@@ -3,4 +3,5 @@ mod api;
 mod automation;
 mod dashboard;
 mod engine;
+mod github;
 mod plugins;

@@ -135,6 +135,7 @@ pub(crate) fn collect(client: &Client, parts: &[Part], slug: &str) -> Result<Val
                     Answer::NotFound(_) => {}
                     Answer::Forbidden(message) => {
                         unreadable.insert("releases".into(), json!(message));
+                        continue;
                     }
                 }
                 facts.insert("last_release_at".into(), json!(last_release));
@@ -146,6 +147,7 @@ pub(crate) fn collect(client: &Client, parts: &[Part], slug: &str) -> Result<Val
                     Answer::NotFound(_) => {}
                     Answer::Forbidden(message) => {
                         unreadable.insert("deployments".into(), json!(message));
+                        continue;
                     }
                 }
                 facts.insert("last_deployment_at".into(), json!(last_deployment));

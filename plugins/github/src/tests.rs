@@ -248,7 +248,7 @@ fn a_second_round_asks_conditionally_and_reuses_304s() {
             )
         })
         .collect();
-    assert!(conditional.contains(&(format!("{base}"), Some("W/\"repo-1\"".into()))));
+    assert!(conditional.contains(&(base.to_string(), Some("W/\"repo-1\"".into()))));
     assert!(conditional.contains(&(
         page2.trim_start_matches(API).to_string(),
         Some("W/\"alerts-2\"".into())
@@ -553,6 +553,49 @@ fn the_reserve_stops_early_and_keeps_the_answer_in_hand() {
         1,
         "b waits for the reset: 100 left is the reserve"
     );
+}
+
+#[test]
+fn what_does_not_fit_the_round_budget_is_deferred() {
+    // Every read of this clock is a second later: the first repository starts within the
+    // 1.5 s budget, the second one would not.
+    let ticks = Rc::new(Cell::new(0u64));
+    let clock = {
+        let ticks = ticks.clone();
+        Box::new(move || {
+            let t = ticks.get();
+            ticks.set(t + 1);
+            NOW * 1000 + t * 1000
+        })
+    };
+    let config = json!({"api_url": API, "token": TOKEN, "collect": [], "round_budget_ms": 1500});
+    let github = GitHub::with_clock(Config::from_json(config), clock).unwrap();
+    let mock = MockHttp::new()
+        .on_get(
+            url("/repos/acme/a"),
+            ok(fixture!("repository.json"), "\"a\""),
+        )
+        .on_get(
+            url("/repos/acme/b"),
+            ok(fixture!("repository.json"), "\"b\""),
+        );
+    let _installed = mock.install();
+    let logs = LogCapture::install();
+    let facts = github
+        .collect(&[service("a", "acme/a"), service("b", "acme/b")])
+        .unwrap();
+    assert_eq!(facts.len(), 1);
+    assert_eq!(mock.requests().len(), 1);
+    assert!(
+        logs.lines().iter().any(|(_, l)| l.contains("1 of 2 repositories deferred (round budget of 1500 ms used)")),
+        "{:?}",
+        logs.lines()
+    );
+    // Next round, b goes first.
+    github
+        .collect(&[service("a", "acme/a"), service("b", "acme/b")])
+        .unwrap();
+    assert_eq!(mock.requests()[1].url(), url("/repos/acme/b"));
 }
 
 #[test]

@@ -36,12 +36,14 @@ pub(crate) fn parse_rfc3339(text: &str) -> Option<i64> {
         }
         rest = &fraction[digits..];
     }
+    let r = rest.as_bytes();
     let offset = match rest {
         "Z" | "z" => 0,
-        _ if rest.len() == 6 && matches!(&rest[..1], "+" | "-") && &rest[3..4] == ":" => {
-            let hours: i64 = rest[1..3].parse().ok()?;
-            let minutes: i64 = rest[4..6].parse().ok()?;
-            let sign = if rest.starts_with('-') { -1 } else { 1 };
+        // Bytes, not string slices: a stray multi-byte character must not panic.
+        _ if r.len() == 6 && matches!(r[0], b'+' | b'-') && r[3] == b':' => {
+            let hours: i64 = rest.get(1..3)?.parse().ok()?;
+            let minutes: i64 = rest.get(4..6)?.parse().ok()?;
+            let sign = if r[0] == b'-' { -1 } else { 1 };
             sign * (hours * 3600 + minutes * 60)
         }
         _ => return None,
