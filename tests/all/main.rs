@@ -4,6 +4,7 @@ mod automation;
 mod dashboard;
 mod engine;
 mod fail_closed;
+mod github;
 mod plugins;
 mod quiet_start;
 mod vuln_report;
