@@ -161,8 +161,9 @@ impl DataSource for Kubernetes {
                 )));
             }
         }
-        let template = Template::parse(&settings.selector)
-            .map_err(|e| PluginError::invalid_config(format!("selector {:?}: {e}", settings.selector)))?;
+        let template = Template::parse(&settings.selector).map_err(|e| {
+            PluginError::invalid_config(format!("selector {:?}: {e}", settings.selector))
+        })?;
         if settings.page_limit == 0 || settings.batch_size == 0 {
             return Err(PluginError::invalid_config(
                 "page_limit and batch_size must be at least 1",
@@ -383,20 +384,33 @@ fn entity_facts(workloads: &[&Workload], pdbs: &[Pdb], hpas: &[Hpa]) -> Value {
     let mut all = Aggregate::default();
     let mut unpinned: BTreeSet<String> = BTreeSet::new();
     for workload in workloads {
-        let label = format!("{} {}/{}", workload.kind, workload.namespace(), workload.name());
+        let label = format!(
+            "{} {}/{}",
+            workload.kind,
+            workload.namespace(),
+            workload.name()
+        );
         let check = workload.check();
-        let pdb = pdbs
+        let pdb = pdbs.iter().find(|p| {
+            p.namespace() == workload.namespace() && covers(p.selector(), workload.pod_labels())
+        });
+        let hpa = hpas
             .iter()
-            .find(|p| p.namespace() == workload.namespace() && covers(p.selector(), workload.pod_labels()));
-        let hpa = hpas.iter().find(|h| h.namespace() == workload.namespace() && h.targets(workload));
+            .find(|h| h.namespace() == workload.namespace() && h.targets(workload));
         desired += check.desired;
         ready += check.ready;
         all.add(&check, pdb.is_some(), hpa.is_some());
         if check.ready < check.desired {
-            problems.push(format!("{label}: {} of {} replicas ready", check.ready, check.desired));
+            problems.push(format!(
+                "{label}: {} of {} replicas ready",
+                check.ready, check.desired
+            ));
         }
         for (container, missing) in &check.missing {
-            problems.push(format!("{label} container {container}: no {}", missing.join(", no ")));
+            problems.push(format!(
+                "{label} container {container}: no {}",
+                missing.join(", no ")
+            ));
         }
         for image in &check.unpinned {
             problems.push(format!("{label}: image {image} is not pinned"));
@@ -415,7 +429,10 @@ fn entity_facts(workloads: &[&Workload], pdbs: &[Pdb], hpas: &[Hpa]) -> Value {
         detail.insert("replicas_desired".into(), json!(check.desired));
         detail.insert("replicas_ready".into(), json!(check.ready));
         detail.insert("containers".into(), json!(check.containers));
-        detail.insert("probes".into(), json!({"liveness": check.liveness, "readiness": check.readiness}));
+        detail.insert(
+            "probes".into(),
+            json!({"liveness": check.liveness, "readiness": check.readiness}),
+        );
         detail.insert("resources".into(), check.resources.to_json());
         detail.insert("images_pinned".into(), json!(check.unpinned.is_empty()));
         if let Some(pdb) = pdb {
@@ -510,7 +527,11 @@ fn status_error(shown: &str, response: &Response) -> PluginError {
     let message = response
         .json::<Value>()
         .ok()
-        .and_then(|body| body.get("message").and_then(Value::as_str).map(str::to_string))
+        .and_then(|body| {
+            body.get("message")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
         .map(|m| format!(": {m}"))
         .unwrap_or_default();
     match status {
@@ -523,7 +544,9 @@ fn status_error(shown: &str, response: &Response) -> PluginError {
              deployments and statefulsets (apps), poddisruptionbudgets (policy) and \
              horizontalpodautoscalers (autoscaling)"
         )),
-        _ => PluginError::unavailable(format!("GET {shown}: the API server answered {status}{message}")),
+        _ => PluginError::unavailable(format!(
+            "GET {shown}: the API server answered {status}{message}"
+        )),
     }
 }
 

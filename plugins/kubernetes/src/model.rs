@@ -15,7 +15,9 @@ use serde_json::{Value, json};
 
 pub(crate) fn parse<T: DeserializeOwned>(item: Value, kind: &str) -> Result<T, PluginError> {
     serde_json::from_value(item).map_err(|e| {
-        PluginError::failed(format!("the API server listed a {kind} of an unexpected shape: {e}"))
+        PluginError::failed(format!(
+            "the API server listed a {kind} of an unexpected shape: {e}"
+        ))
     })
 }
 
@@ -265,7 +267,11 @@ impl Workload {
             .iter()
             .chain(&pod.containers)
             .filter(|c| !c.image.as_deref().is_some_and(image_pinned))
-            .map(|c| c.image.clone().unwrap_or_else(|| format!("(none, container {})", c.name)))
+            .map(|c| {
+                c.image
+                    .clone()
+                    .unwrap_or_else(|| format!("(none, container {})", c.name))
+            })
             .collect();
         WorkloadCheck {
             desired: self.object.spec.replicas.unwrap_or(1),
@@ -376,26 +382,44 @@ mod tests {
         ] {
             assert!(image_pinned(pinned), "{pinned}");
         }
-        for unpinned in ["nginx", "nginx:latest", "registry.local:5000/team/app", "app:", "repo/app@sha256:", ""] {
+        for unpinned in [
+            "nginx",
+            "nginx:latest",
+            "registry.local:5000/team/app",
+            "app:",
+            "repo/app@sha256:",
+            "",
+        ] {
             assert!(!image_pinned(unpinned), "{unpinned}");
         }
     }
 
     #[test]
     fn selectors_match_like_the_api_server() {
-        let labels: BTreeMap<String, String> =
-            [("app".to_string(), "pay".to_string()), ("tier".into(), "web".into())].into();
+        let labels: BTreeMap<String, String> = [
+            ("app".to_string(), "pay".to_string()),
+            ("tier".into(), "web".into()),
+        ]
+        .into();
         let selector = |v: Value| -> LabelSelector { serde_json::from_value(v).unwrap() };
-        assert!(selector(json!({})).matches(&labels), "empty selects everything");
+        assert!(
+            selector(json!({})).matches(&labels),
+            "empty selects everything"
+        );
         assert!(selector(json!({"matchLabels": {"app": "pay"}})).matches(&labels));
         assert!(!selector(json!({"matchLabels": {"app": "pay", "x": "y"}})).matches(&labels));
         let expr = |op: &str, values: &[&str]| {
-            selector(json!({"matchExpressions": [{"key": "tier", "operator": op, "values": values}]}))
+            selector(
+                json!({"matchExpressions": [{"key": "tier", "operator": op, "values": values}]}),
+            )
         };
         assert!(expr("In", &["web", "api"]).matches(&labels));
         assert!(!expr("NotIn", &["web"]).matches(&labels));
         assert!(expr("Exists", &[]).matches(&labels));
         assert!(!expr("DoesNotExist", &[]).matches(&labels));
-        assert!(!expr("Gt", &["1"]).matches(&labels), "unknown operators match nothing");
+        assert!(
+            !expr("Gt", &["1"]).matches(&labels),
+            "unknown operators match nothing"
+        );
     }
 }

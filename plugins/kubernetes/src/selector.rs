@@ -71,7 +71,10 @@ impl Template {
         let mut rest = self.text.as_str();
         while let Some(start) = rest.find('{') {
             out.push_str(&rest[..start]);
-            let end = rest[start..].find('}').map(|e| start + e).unwrap_or(rest.len());
+            let end = rest[start..]
+                .find('}')
+                .map(|e| start + e)
+                .unwrap_or(rest.len());
             out.push_str(&render_value(&rest[start + 1..end], entity)?);
             rest = &rest[(end + 1).min(rest.len())..];
         }
@@ -213,13 +216,21 @@ mod tests {
 
     #[test]
     fn bad_templates_and_values_are_refused() {
-        assert!(Template::parse("app=payments").unwrap_err().contains("no placeholder"));
+        assert!(
+            Template::parse("app=payments")
+                .unwrap_err()
+                .contains("no placeholder")
+        );
         assert!(Template::parse("app={identifier").is_err());
         assert!(Template::parse("app={a b}").is_err());
         assert!(Template::parse("a in (x,y").is_err());
         assert!(Template::parse("a={identifier},").is_err());
         let entity = Entity::new("x", "service").with_property("app", json!("has space"));
-        assert!(render_value("properties.app", &entity).unwrap_err().contains("label value"));
+        assert!(
+            render_value("properties.app", &entity)
+                .unwrap_err()
+                .contains("label value")
+        );
         assert!(render_value("identifier", &entity).is_ok());
         assert!(!is_label_value(&"a".repeat(64)));
         assert!(!is_label_value("-a"));

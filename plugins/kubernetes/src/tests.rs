@@ -32,7 +32,10 @@ fn status(code: u16, name: &str) -> Response {
 
 fn plugin(extra: Value) -> Kubernetes {
     let mut config = json!({"api_url": API, "token_secret": "k8s", "k8s": TOKEN, "page_limit": 2});
-    config.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    config
+        .as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
     Kubernetes::init(Config::from_json(config)).unwrap()
 }
 
@@ -65,7 +68,11 @@ fn cluster() -> MockHttp {
             Response::json_body(&fixture("deployments-page-1")),
         )
         .on_get(
-            list_url("apis/apps/v1/deployments", Some(SELECTOR), Some(&continue_token())),
+            list_url(
+                "apis/apps/v1/deployments",
+                Some(SELECTOR),
+                Some(&continue_token()),
+            ),
             Response::json_body(&fixture("deployments-page-2")),
         )
         .on_get(
@@ -102,16 +109,28 @@ fn one_batched_list_per_kind_answers_every_entity() {
     let api = &facts["payments-api"];
     assert_eq!(api["found"], true);
     assert_eq!(api["workload_count"], 1);
-    assert_eq!((api["replicas_desired"].clone(), api["replicas_ready"].clone()), (json!(3), json!(3)));
+    assert_eq!(
+        (
+            api["replicas_desired"].clone(),
+            api["replicas_ready"].clone()
+        ),
+        (json!(3), json!(3))
+    );
     assert_eq!(api["all_replicas_ready"], true);
     assert_eq!(api["probes"], json!({"liveness": true, "readiness": true}));
     assert_eq!(
         api["resources"],
         json!({"cpu_requests": true, "memory_requests": true, "cpu_limits": true, "memory_limits": true})
     );
-    assert_eq!(api["images_pinned"], true, "a digest pins the init container");
+    assert_eq!(
+        api["images_pinned"], true,
+        "a digest pins the init container"
+    );
     assert_eq!(api["unpinned_images"], json!([]));
-    assert_eq!((api["pdb_covered"].clone(), api["hpa_targeted"].clone()), (json!(true), json!(true)));
+    assert_eq!(
+        (api["pdb_covered"].clone(), api["hpa_targeted"].clone()),
+        (json!(true), json!(true))
+    );
     assert_eq!(api["problems"], json!([]));
     assert_eq!(
         api["workloads"][0],
@@ -127,12 +146,18 @@ fn one_batched_list_per_kind_answers_every_entity() {
     let ledger = &facts["payments-ledger"];
     assert_eq!(ledger["workloads"][0]["kind"], "StatefulSet");
     assert_eq!(ledger["all_replicas_ready"], false);
-    assert_eq!(ledger["probes"], json!({"liveness": false, "readiness": true}));
+    assert_eq!(
+        ledger["probes"],
+        json!({"liveness": false, "readiness": true})
+    );
     assert_eq!(
         ledger["unpinned_images"],
         json!(["quay.io/prometheuscommunity/postgres-exporter:latest"])
     );
-    assert_eq!(ledger["workloads"][0]["pdb"], "databases", "matchExpressions select role=db");
+    assert_eq!(
+        ledger["workloads"][0]["pdb"], "databases",
+        "matchExpressions select role=db"
+    );
     assert_eq!(ledger["pdb_covered"], true);
     assert_eq!(ledger["hpa_targeted"], false);
     assert_eq!(
@@ -149,7 +174,13 @@ fn one_batched_list_per_kind_answers_every_entity() {
     let web = &facts["checkout-web"];
     assert_eq!(web["workload_count"], 2);
     assert_eq!(web["workloads"][1]["name"], "checkout-web-canary");
-    assert_eq!((web["replicas_desired"].clone(), web["replicas_ready"].clone()), (json!(3), json!(2)));
+    assert_eq!(
+        (
+            web["replicas_desired"].clone(),
+            web["replicas_ready"].clone()
+        ),
+        (json!(3), json!(2))
+    );
     assert_eq!(web["probes"], json!({"liveness": false, "readiness": true}));
     assert_eq!(
         web["resources"],
@@ -160,13 +191,20 @@ fn one_batched_list_per_kind_answers_every_entity() {
         json!(["acme/checkout-web", "acme/checkout-web:latest"])
     );
     assert_eq!(web["pdb_covered"], false);
-    assert_eq!(web["hpa_targeted"], false, "only one of the two is autoscaled");
+    assert_eq!(
+        web["hpa_targeted"], false,
+        "only one of the two is autoscaled"
+    );
     assert_eq!(web["workloads"][0]["hpa"], "checkout-web");
 
     assert_eq!(facts["ghost"], json!({"found": false, "workload_count": 0}));
 
     let requests = mock.requests();
-    assert_eq!(requests.len(), 5, "one list per kind, plus the second Deployment page");
+    assert_eq!(
+        requests.len(),
+        5,
+        "one list per kind, plus the second Deployment page"
+    );
     for request in &requests {
         assert_eq!(
             request.header_value("authorization"),
@@ -188,7 +226,11 @@ fn namespaces_scope_every_list_and_batches_split() {
                 "app.kubernetes.io/name in (payments-api,payments-ledger)",
             ] {
                 mock = mock.on_get(
-                    list_url(&format!("apis/apps/v1/namespaces/{ns}/{kind}"), Some(batch), None),
+                    list_url(
+                        &format!("apis/apps/v1/namespaces/{ns}/{kind}"),
+                        Some(batch),
+                        None,
+                    ),
                     Response::json_body(&empty),
                 );
             }
@@ -204,17 +246,26 @@ fn namespaces_scope_every_list_and_batches_split() {
 #[test]
 fn a_selector_that_cannot_be_batched_is_sent_per_entity() {
     let selector = "app={identifier},team={team}";
-    let empty = json!({"kind": "StatefulSetList", "apiVersion": "apps/v1", "metadata": {}, "items": []});
+    let empty =
+        json!({"kind": "StatefulSetList", "apiVersion": "apps/v1", "metadata": {}, "items": []});
     let mut one = fixture("deployments-page-1");
     one["metadata"] = json!({"resourceVersion": "9"});
     one["items"].as_array_mut().unwrap().truncate(1);
     let mock = MockHttp::new()
         .on_get(
-            list_url("apis/apps/v1/deployments", Some("app=pay,team=payments"), None),
+            list_url(
+                "apis/apps/v1/deployments",
+                Some("app=pay,team=payments"),
+                None,
+            ),
             Response::json_body(&one),
         )
         .on_get(
-            list_url("apis/apps/v1/statefulsets", Some("app=pay,team=payments"), None),
+            list_url(
+                "apis/apps/v1/statefulsets",
+                Some("app=pay,team=payments"),
+                None,
+            ),
             Response::json_body(&empty),
         )
         .on_get(
@@ -242,13 +293,21 @@ fn a_selector_that_cannot_be_batched_is_sent_per_entity() {
 #[test]
 fn an_expired_continue_token_restarts_the_list_once() {
     let mock = cluster().on_get(
-        list_url("apis/apps/v1/deployments", Some(SELECTOR), Some(&continue_token())),
+        list_url(
+            "apis/apps/v1/deployments",
+            Some(SELECTOR),
+            Some(&continue_token()),
+        ),
         status(410, "status-410"),
     );
     let _installed = mock.install();
     let err = plugin(json!({})).collect(&entities()).unwrap_err();
     // The first page, the expired second, the first again, the expired second again: then stop.
-    let urls: Vec<String> = mock.requests().iter().map(|r| r.url().to_string()).collect();
+    let urls: Vec<String> = mock
+        .requests()
+        .iter()
+        .map(|r| r.url().to_string())
+        .collect();
     assert_eq!(urls.len(), 4, "{urls:#?}");
     assert!(
         matches!(&err, PluginError::Unavailable(m) if m.contains("answered 410") && m.contains("too old")),
@@ -270,7 +329,9 @@ fn paging_is_bounded() {
             Response::json_body(&looping),
         );
     let _installed = mock.install();
-    let err = plugin(json!({"max_pages": 4})).collect(&entities()).unwrap_err();
+    let err = plugin(json!({"max_pages": 4}))
+        .collect(&entities())
+        .unwrap_err();
     assert!(
         matches!(&err, PluginError::Unavailable(m) if m.contains("after 4 pages")),
         "{err}"
@@ -303,7 +364,10 @@ fn unauthorized_is_unavailable_and_forbidden_is_a_config_error() {
         panic!("{err:?}")
     };
     assert!(message.contains("cannot list resource"), "{message}");
-    assert!(message.contains("poddisruptionbudgets (policy)"), "{message}");
+    assert!(
+        message.contains("poddisruptionbudgets (policy)"),
+        "{message}"
+    );
     assert!(!message.contains(TOKEN));
 }
 
@@ -328,11 +392,17 @@ fn the_service_account_token_file_is_read_every_round() {
         .collect();
     assert_eq!(
         seen,
-        BTreeSet::from(["Bearer first-token".to_string(), "Bearer rotated-token".to_string()])
+        BTreeSet::from([
+            "Bearer first-token".to_string(),
+            "Bearer rotated-token".to_string()
+        ])
     );
     std::fs::remove_file(dir.join("token")).unwrap();
     let err = source.collect(&entities()).unwrap_err();
-    assert!(matches!(&err, PluginError::Unavailable(m) if m.contains("cannot read")), "{err}");
+    assert!(
+        matches!(&err, PluginError::Unavailable(m) if m.contains("cannot read")),
+        "{err}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -341,17 +411,39 @@ fn rejects_bad_config() {
     let bad = |config: Value| Kubernetes::init(Config::from_json(config)).unwrap_err();
     let err = bad(json!({"service_account_dir": "/nonexistent-sa"}));
     assert!(err.message().contains("capabilities.dirs"), "{err}");
-    assert!(bad(json!({"token_secret": "k8s"})).message().contains("no such secret"));
+    assert!(
+        bad(json!({"token_secret": "k8s"}))
+            .message()
+            .contains("no such secret")
+    );
     let ok = json!({"token_secret": "k8s", "k8s": "t"});
     let with = |extra: Value| {
         let mut c = ok.clone();
-        c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        c.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
         bad(c)
     };
-    assert!(with(json!({"api_url": "kubernetes.default.svc"})).message().contains("https://"));
-    assert!(with(json!({"namespaces": ["Payments"]})).message().contains("namespace name"));
-    assert!(with(json!({"selector": "app=payments"})).message().contains("no placeholder"));
-    assert!(with(json!({"page_limit": 0})).message().contains("at least 1"));
+    assert!(
+        with(json!({"api_url": "kubernetes.default.svc"}))
+            .message()
+            .contains("https://")
+    );
+    assert!(
+        with(json!({"namespaces": ["Payments"]}))
+            .message()
+            .contains("namespace name")
+    );
+    assert!(
+        with(json!({"selector": "app=payments"}))
+            .message()
+            .contains("no placeholder")
+    );
+    assert!(
+        with(json!({"page_limit": 0}))
+            .message()
+            .contains("at least 1")
+    );
     let source = Kubernetes::init(Config::from_json(ok)).unwrap();
     assert_eq!(source.api, DEFAULT_API_URL);
     assert_eq!(source.scopes, vec![None]);

@@ -205,18 +205,29 @@ impl DataSource for PagerDuty {
                 .collect());
         }
 
-        let wanted_ids: BTreeSet<&str> = wanted.iter().filter_map(|(_, id)| id.as_deref()).collect();
+        let wanted_ids: BTreeSet<&str> =
+            wanted.iter().filter_map(|(_, id)| id.as_deref()).collect();
         let mut services: BTreeMap<String, Service> = BTreeMap::new();
         for item in self.list("services", "include%5B%5D=escalation_policies", "services")? {
-            let service: Service = parse_item(item, "service")?;
-            if wanted_ids.contains(service.id.as_str()) {
-                services.insert(service.id.clone(), service);
+            // Only the entities' services are read: an odd service elsewhere in the account
+            // must not fail the round.
+            if !item
+                .get("id")
+                .and_then(Value::as_str)
+                .is_some_and(|id| wanted_ids.contains(id))
+            {
+                continue;
             }
+            let service: Service = parse_item(item, "service")?;
+            services.insert(service.id.clone(), service);
         }
 
         // Policies whose rules the include did not bring (an older API or a trimmed answer).
         let mut policies: BTreeMap<String, EscalationPolicy> = BTreeMap::new();
-        for policy in services.values().filter_map(|s| s.escalation_policy.as_ref()) {
+        for policy in services
+            .values()
+            .filter_map(|s| s.escalation_policy.as_ref())
+        {
             if policies.contains_key(&policy.id) {
                 continue;
             }
@@ -281,10 +292,9 @@ impl PagerDuty {
                 self.base, self.page_limit
             );
             let body: Value = self.get(&url)?;
-            let page = body
-                .get(key)
-                .and_then(Value::as_array)
-                .ok_or_else(|| PluginError::failed(format!("GET /{path}: answer has no {key} list")))?;
+            let page = body.get(key).and_then(Value::as_array).ok_or_else(|| {
+                PluginError::failed(format!("GET /{path}: answer has no {key} list"))
+            })?;
             let count = page.len() as u64;
             items.extend(page.iter().cloned());
             if !body.get("more").and_then(Value::as_bool).unwrap_or(false) || count == 0 {
@@ -302,10 +312,11 @@ impl PagerDuty {
     fn escalation_policy(&self, id: &str) -> Result<EscalationPolicy, PluginError> {
         let url = format!("{}/escalation_policies/{}", self.base, encode_component(id));
         let body: Value = self.get(&url)?;
-        let policy = body
-            .get("escalation_policy")
-            .cloned()
-            .ok_or_else(|| PluginError::failed(format!("GET /escalation_policies/{id}: no escalation_policy")))?;
+        let policy = body.get("escalation_policy").cloned().ok_or_else(|| {
+            PluginError::failed(format!(
+                "GET /escalation_policies/{id}: no escalation_policy"
+            ))
+        })?;
         parse_item(policy, "escalation policy")
     }
 
@@ -393,10 +404,17 @@ fn service_facts(
     }
     let open = incidents.get(&service.id);
     let (triggered, acknowledged) = open.map_or((0, 0), |o| (o.triggered, o.acknowledged));
-    match service.escalation_policy.as_ref().and_then(|p| policies.get(&p.id)) {
+    match service
+        .escalation_policy
+        .as_ref()
+        .and_then(|p| policies.get(&p.id))
+    {
         Some(policy) => {
             let name = policy.name.as_ref().or(policy.summary.as_ref());
-            facts.insert("escalation_policy".into(), json!({"id": policy.id, "name": name}));
+            facts.insert(
+                "escalation_policy".into(),
+                json!({"id": policy.id, "name": name}),
+            );
             let levels = policy.escalation_rules.as_ref().map_or(0, Vec::len);
             facts.insert("escalation_levels".into(), json!(levels));
             let users = oncalls.get(&policy.id);
@@ -439,8 +457,11 @@ fn ids_query(name: &str, ids: &[&String]) -> String {
 }
 
 fn parse_item<T: serde::de::DeserializeOwned>(item: Value, what: &str) -> Result<T, PluginError> {
-    serde_json::from_value(item)
-        .map_err(|e| PluginError::failed(format!("PagerDuty answered a {what} of an unexpected shape: {e}")))
+    serde_json::from_value(item).map_err(|e| {
+        PluginError::failed(format!(
+            "PagerDuty answered a {what} of an unexpected shape: {e}"
+        ))
+    })
 }
 
 /// A timestamp normalised to RFC 3339 in UTC (`2026-01-02T03:04:05Z`); `None` if unreadable.

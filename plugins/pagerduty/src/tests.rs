@@ -53,14 +53,23 @@ fn organisation() -> MockHttp {
     let mut oncalls = fixture("oncalls");
     oncalls["more"] = json!(true);
     MockHttp::new()
-        .on_get(services_url(0), Response::json_body(&fixture("services-page-1")))
-        .on_get(services_url(2), Response::json_body(&fixture("services-page-2")))
+        .on_get(
+            services_url(0),
+            Response::json_body(&fixture("services-page-1")),
+        )
+        .on_get(
+            services_url(2),
+            Response::json_body(&fixture("services-page-2")),
+        )
         .on_get(
             format!("{BASE}/escalation_policies/PEP0002"),
             Response::json_body(&fixture("escalation-policy-PEP0002")),
         )
         .on_get(oncalls_url(0), Response::json_body(&oncalls))
-        .on_get(oncalls_url(3), Response::json_body(&fixture("oncalls-page-2")))
+        .on_get(
+            oncalls_url(3),
+            Response::json_body(&fixture("oncalls-page-2")),
+        )
         .on_get(incidents_url(0), Response::json_body(&fixture("incidents")))
 }
 
@@ -68,9 +77,12 @@ fn entities() -> Vec<Entity> {
     vec![
         Entity::new("payments-api", "service")
             .with_property("pagerduty", json!({"service_id": "PSVC001"})),
-        Entity::new("checkout-web", "website")
-            .with_property("annotations", json!({"pagerduty.com/service-id": "PSVC002"})),
-        Entity::new("ghost", "service").with_property("pagerduty", json!({"service_id": "PSVC404"})),
+        Entity::new("checkout-web", "website").with_property(
+            "annotations",
+            json!({"pagerduty.com/service-id": "PSVC002"}),
+        ),
+        Entity::new("ghost", "service")
+            .with_property("pagerduty", json!({"service_id": "PSVC404"})),
         Entity::new("no-pager", "library"),
     ]
 }
@@ -79,7 +91,8 @@ fn entities() -> Vec<Entity> {
 fn a_round_answers_every_entity_from_four_paged_lists() {
     let mock = organisation();
     let _installed = mock.install();
-    let facts: BTreeMap<String, Value> = plugin().collect(&entities()).unwrap().into_iter().collect();
+    let facts: BTreeMap<String, Value> =
+        plugin().collect(&entities()).unwrap().into_iter().collect();
 
     assert_eq!(
         facts["payments-api"],
@@ -223,7 +236,10 @@ fn a_failed_list_fails_the_round_rather_than_reporting_zero_incidents() {
     );
     let mock = organisation().on_get(oncalls_url(0), Response::new(200).with_body("<html>"));
     let _installed = mock.install();
-    assert!(matches!(plugin().collect(&entities()), Err(PluginError::Failed(_))));
+    assert!(matches!(
+        plugin().collect(&entities()),
+        Err(PluginError::Failed(_))
+    ));
 }
 
 #[test]
@@ -245,7 +261,8 @@ fn rejects_bad_config() {
             .message()
             .contains("page_limit")
     );
-    let source = PagerDuty::init(Config::from_json(json!({"token_secret": "t", "t": "x"}))).unwrap();
+    let source =
+        PagerDuty::init(Config::from_json(json!({"token_secret": "t", "t": "x"}))).unwrap();
     assert_eq!(source.base, DEFAULT_BASE_URL);
     assert_eq!(source.page_limit, 100);
 }
@@ -255,9 +272,16 @@ fn service_ids_come_from_dotted_property_paths() {
     let source = plugin();
     let by_annotation = Entity::new("a", "service")
         .with_property("annotations", json!({"pagerduty.com/service-id": " P123 "}));
-    assert_eq!(source.service_id_of(&by_annotation).as_deref(), Some("P123"));
+    assert_eq!(
+        source.service_id_of(&by_annotation).as_deref(),
+        Some("P123")
+    );
     let both = by_annotation.with_property("pagerduty", json!({"service_id": "P999"}));
-    assert_eq!(source.service_id_of(&both).as_deref(), Some("P999"), "the first path wins");
+    assert_eq!(
+        source.service_id_of(&both).as_deref(),
+        Some("P999"),
+        "the first path wins"
+    );
     let empty = Entity::new("b", "service").with_property("pagerduty", json!({"service_id": ""}));
     assert_eq!(source.service_id_of(&empty), None);
 }
