@@ -3,4 +3,7 @@ mod api;
 mod automation;
 mod dashboard;
 mod engine;
+mod json_stand_in;
+mod kubernetes;
+mod pagerduty;
 mod plugins;
