@@ -65,7 +65,7 @@ use tables::*;
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// Every table, for creation at open and for counts.
-const STR_TABLES: [TableDefinition<&str, &[u8]>; 15] = [
+const STR_TABLES: [TableDefinition<&str, &[u8]>; 16] = [
     META,
     ENTITIES,
     TIER_OVERRIDES,

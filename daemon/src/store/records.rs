@@ -90,6 +90,8 @@ pub enum FirstRoundOutcome {
 pub struct FirstRound {
     pub at: Timestamp,
     pub outcome: FirstRoundOutcome,
+}
+
 /// The last standards set that loaded from its files, kept so that a start whose files are
 /// refused serves it instead of nothing (DESIGN.md section 12).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

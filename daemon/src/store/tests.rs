@@ -1315,7 +1315,7 @@ fn table_names_are_unique() {
     ]);
     let unique: BTreeSet<_> = names.iter().collect();
     assert_eq!(unique.len(), names.len());
-    assert_eq!(names.len(), 21);
+    assert_eq!(names.len(), 22);
 }
 
 /// DESIGN.md section 11: a full pass (10,000 entities × 5 scorecards × 10 rules) commits in one
