@@ -3,4 +3,7 @@ mod api;
 mod automation;
 mod dashboard;
 mod engine;
+mod exemptions;
+mod manifests;
 mod plugins;
+mod port;

@@ -358,6 +358,7 @@ impl Engine {
             },
             "plugins": plugins,
             "plugin_errors": state.plugins_status.last_error,
+            "plugin_load_errors": state.plugin_load_errors,
             "degraded": state.degraded_since.len(),
             "open_tasks": state.tasks.values().filter(|t| t.status != crate::model::TaskStatus::Done).count(),
             "pending_exemptions": state.exemptions.values().filter(|e| e.status == ExemptionStatus::Pending).count(),
@@ -440,6 +441,7 @@ fn scorecard_view(
             .map(|(l, c)| LevelCount {
                 level: l.title.to_string(),
                 count: *c,
+                color: l.color.clone(),
             })
             .collect(),
         entities,
@@ -461,5 +463,6 @@ fn scorecard_view(
                 applicable: applicable[i],
             })
             .collect(),
+        definition: card.clone(),
     })
 }

@@ -15,7 +15,7 @@ use crate::plugin::{Manifest, PluginKind as HostPluginKind, load_manifests};
 use crate::standards::{self, PluginKind, Standards};
 use crate::store::{Durability, EntityOrigin, StoredEntity, WriteBatch};
 
-use super::state::PartStatus;
+use super::state::{PartStatus, PluginLoadError};
 use super::{Engine, EngineError, Result};
 
 /// What a reload did, in lines a person reads (logged, and answered by `POST /v1/reload`).
@@ -106,13 +106,30 @@ impl Engine {
     pub async fn reload_plugins(&self, why: &str) -> ReloadReport {
         let mut report = ReloadReport::default();
         let dir = self.inner.config.plugins_dir.clone();
-        let (manifests, errors) = if dir.is_dir() {
+        let (mut manifests, mut errors) = if dir.is_dir() {
             load_manifests(&dir)
         } else {
             (Vec::new(), Vec::new())
         };
+        if let Some(policy) = &self.inner.grant_policy {
+            // A manifest granting itself more than [plugins.policy] is refused like an invalid
+            // one (the version loaded before, if any, keeps serving).
+            manifests.retain(|m| match policy.check(m) {
+                Ok(()) => true,
+                Err(e) => {
+                    errors.push(e);
+                    false
+                }
+            });
+        }
+        let mut failures: Vec<PluginLoadError> = Vec::new();
         for e in &errors {
             report.errors.push(e.to_string());
+            failures.push(PluginLoadError {
+                manifest: e.path.clone(),
+                plugin: None,
+                error: e.to_string(),
+            });
             metrics().reload("plugins", false);
         }
         // A manifest that is present but unreadable is a refused replacement, not a removal:
@@ -127,6 +144,7 @@ impl Engine {
         for manifest in manifests {
             let name = manifest.name.clone();
             let manifest_kind = manifest.kind;
+            let manifest_path = manifest.path.clone();
             if !self.plugin_changed(&manifest) {
                 continue;
             }
@@ -153,6 +171,11 @@ impl Engine {
                         .plugins
                         .record_load_failure(&name, manifest_kind, &err);
                     report.errors.push(format!("plugin {name}: {err}"));
+                    failures.push(PluginLoadError {
+                        manifest: manifest_path.clone(),
+                        plugin: Some(name.clone()),
+                        error: err.to_string(),
+                    });
                     metrics().reload("plugins", false);
                 }
             }
@@ -188,6 +211,7 @@ impl Engine {
                 last_error: report.errors.last().cloned(),
                 last_error_at: (!report.errors.is_empty()).then(|| self.now()),
             };
+            state.plugin_load_errors = failures;
         }
         if !changed_checks.is_empty() && self.is_ready() {
             let (ids, cards) = self.entities_using_checks(&changed_checks);
