@@ -515,9 +515,7 @@ impl Config {
             }
         }
         if self.exemptions.max_days == 0 {
-            return Err(invalid(
-                "exemptions.max_days must be at least 1".into(),
-            ));
+            return Err(invalid("exemptions.max_days must be at least 1".into()));
         }
         if let Some(policy) = &self.plugins.policy {
             crate::plugin::GrantPolicy::compile(policy)
@@ -742,7 +740,10 @@ mod tests {
                 ("alice", "token", "same-secret-1"),
                 ("bob", "token", "same-secret-1"),
             ],
-            vec![("alice", "token", "same-secret-1"), ("bob", "sha256", &hash)],
+            vec![
+                ("alice", "token", "same-secret-1"),
+                ("bob", "sha256", &hash),
+            ],
             vec![
                 ("alice", "sha256", &hash),
                 ("carol", "token", "other-secret"),
@@ -753,7 +754,10 @@ mod tests {
             let err = load_text(&tokens_file(&entries)).unwrap_err().to_string();
             assert!(err.contains("`alice`") && err.contains("`bob`"), "{err}");
             assert!(err.contains("same token"), "{err}");
-            assert!(!err.contains("same-secret-1") && !err.contains(&hash), "{err}");
+            assert!(
+                !err.contains("same-secret-1") && !err.contains(&hash),
+                "{err}"
+            );
         }
         // A plain token that is another entry's sha256 text.
         let err = load_text(&tokens_file(&[

@@ -86,7 +86,11 @@ async fn approval_checks_the_bound_in_force() {
     config.exemptions.max_days = 30;
     let engine = start_engine(config, Clock::system()).await;
     let refused = engine
-        .approve_exemption(&actor("sam", "approver"), &requested.id, DecisionInput::default())
+        .approve_exemption(
+            &actor("sam", "approver"),
+            &requested.id,
+            DecisionInput::default(),
+        )
         .await
         .unwrap_err();
     assert!(

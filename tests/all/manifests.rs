@@ -78,7 +78,10 @@ async fn status_lists_every_failed_manifest_without_echoing_the_file() {
         "{status}"
     );
     let error = |name: &str| &failed.iter().find(|(n, _)| n == name).unwrap().1;
-    assert!(error("badname.toml").contains("bad name `Bad Name`"), "{status}");
+    assert!(
+        error("badname.toml").contains("bad name `Bad Name`"),
+        "{status}"
+    );
     assert!(
         error("core.toml").contains("is not a WebAssembly component (a core WebAssembly module"),
         "{status}"

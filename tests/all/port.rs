@@ -37,7 +37,12 @@ async fn ports_examples_load_score_and_serve_their_colours_back() {
         .collect();
     assert_eq!(
         colours,
-        [json!("paleBlue"), json!("bronze"), json!("silver"), json!("gold")]
+        [
+            json!("paleBlue"),
+            json!("bronze"),
+            json!("silver"),
+            json!("gold")
+        ]
     );
     assert_eq!(
         card["definition"]["levels"][3],
@@ -52,7 +57,10 @@ async fn ports_examples_load_score_and_serve_their_colours_back() {
     let manage = daemon.get("/v1/scorecards/Ownership", viewer).await;
     assert_eq!(manage.status, 200, "{}", manage.text());
     let manage = manage.json();
-    assert_eq!(manage["levels"], json!(["Basic", "Bronze", "Silver", "Gold"]));
+    assert_eq!(
+        manage["levels"],
+        json!(["Basic", "Bronze", "Silver", "Gold"])
+    );
     // payments-api has a team and no slackChannel: Bronze (hasTeam) but not Silver.
     let scores = daemon
         .get("/v1/entities/payments-api/scores", viewer)
@@ -74,5 +82,9 @@ async fn ports_examples_load_score_and_serve_their_colours_back() {
     assert_eq!(level("dora_metrics"), Some(json!("Basic")), "{scores}");
     // No rules: every level is reached.
     assert_eq!(level("monitoringMaturity"), Some(json!("high")), "{scores}");
-    assert_eq!(level("ProductionReadiness"), Some(json!("Green")), "{scores}");
+    assert_eq!(
+        level("ProductionReadiness"),
+        Some(json!("Green")),
+        "{scores}"
+    );
 }

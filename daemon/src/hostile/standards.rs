@@ -409,7 +409,8 @@ fn card_fault() -> impl Strategy<Value = CardFault> {
         "\\$[a-z]{2,8}"
             .prop_filter("not a built-in", |p| PropertyPath::parse(p).is_err())
             .prop_map(UnknownBuiltin),
-        "[A-Z][A-Za-z]{1,8}".prop_map(BadIdentifier),
+        // Upper case is valid (Port's identifiers are camelCase); these characters are not.
+        "[A-Za-z]{1,4}[ /:@][A-Za-z]{1,4}".prop_map(BadIdentifier),
         Just(QueryAndCheck),
         prop::sample::select(BAD_DATES).prop_map(BadDate),
         prop::sample::select(BAD_VERSIONS).prop_map(BadVersion),

@@ -403,24 +403,41 @@ mod tests {
         })
         .unwrap();
         for (file, bytes, found) in [
-            ("passwd", &b"root:x:0:0:root:/root:/bin/bash\n"[..], "not WebAssembly at all"),
+            (
+                "passwd",
+                &b"root:x:0:0:root:/root:/bin/bash\n"[..],
+                "not WebAssembly at all",
+            ),
             ("tiny", &b"\0as"[..], "not WebAssembly at all"),
-            ("core.wasm", &b"\0asm\x01\0\0\0"[..], "a core WebAssembly module"),
-            ("odd.wasm", &b"\0asm\x01\0\x07\0"[..], "an unknown WebAssembly layer"),
+            (
+                "core.wasm",
+                &b"\0asm\x01\0\0\0"[..],
+                "a core WebAssembly module",
+            ),
+            (
+                "odd.wasm",
+                &b"\0asm\x01\0\x07\0"[..],
+                "an unknown WebAssembly layer",
+            ),
         ] {
             std::fs::write(dir.path().join(file), bytes).unwrap();
             let text = format!("name = \"p\"\nkind = \"check\"\nwasm = \"{file}\"\n");
-            let manifest =
-                Manifest::parse(&text, &dir.path().join("p.toml"), &|_| None).unwrap();
+            let manifest = Manifest::parse(&text, &dir.path().join("p.toml"), &|_| None).unwrap();
             let err = host.load(manifest).await.unwrap_err();
             assert!(
-                matches!(&err, PluginError::NotAComponent { found: f, .. } if *f == found),
+                matches!(&err, PluginError::NotAComponent { found: f, .. } if f.starts_with(found)),
                 "{file}: {err:?}"
             );
             let message = err.to_string();
-            assert!(message.contains("is not a WebAssembly component"), "{message}");
+            assert!(
+                message.contains("is not a WebAssembly component"),
+                "{message}"
+            );
             assert!(message.contains(file), "{message}");
-            assert!(!message.contains("root:") && !message.contains("0x"), "{message}");
+            assert!(
+                !message.contains("root:") && !message.contains("0x"),
+                "{message}"
+            );
         }
         assert_eq!(component_header(b"\0asm\x0d\0\x01\0"), Ok(()));
     }

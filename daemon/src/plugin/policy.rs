@@ -48,7 +48,9 @@ impl HostPattern {
         let bad = |why: &str| format!("http entry `{written}`: {why}");
         let text = written.trim();
         if text.contains("://") || text.contains('/') || text.contains('@') {
-            return Err(bad("write a host or host:port, without scheme, path or user"));
+            return Err(bad(
+                "write a host or host:port, without scheme, path or user",
+            ));
         }
         let (host, port) = match text.rsplit_once(':') {
             // An IPv6 literal in brackets has colons of its own.
@@ -174,12 +176,19 @@ impl GrantPolicy {
             if !self.http.iter().any(|p| p.covers(grant)) {
                 return Err(refuse(
                     format!("capabilities.http `{grant}`"),
-                    format!("http = {}", List(self.http.iter().map(|p| p.written.as_str()))),
+                    format!(
+                        "http = {}",
+                        List(self.http.iter().map(|p| p.written.as_str()))
+                    ),
                 ));
             }
         }
         for grant in &manifest.capabilities.dirs {
-            if !self.dirs.iter().any(|prefix| grant.host.starts_with(prefix)) {
+            if !self
+                .dirs
+                .iter()
+                .any(|prefix| grant.host.starts_with(prefix))
+            {
                 return Err(refuse(
                     format!(
                         "capabilities.dirs `{}` = {}",
@@ -200,10 +209,7 @@ impl GrantPolicy {
                 .any(|p| secret_matches(p, &grant.env_var))
             {
                 return Err(refuse(
-                    format!(
-                        "capabilities.secrets `{}` = {}",
-                        grant.name, grant.env_var
-                    ),
+                    format!("capabilities.secrets `{}` = {}", grant.name, grant.env_var),
                     format!(
                         "secrets = {}",
                         List(self.secrets.iter().map(String::as_str))
@@ -266,7 +272,11 @@ mod tests {
     #[test]
     fn http_grants_fall_under_host_patterns() {
         let dir = tempfile::tempdir().unwrap();
-        let p = policy(&["*.github.com", "127.0.0.1:*", "grafana.local:3000"], &[], &[]);
+        let p = policy(
+            &["*.github.com", "127.0.0.1:*", "grafana.local:3000"],
+            &[],
+            &[],
+        );
         for ok in [
             "http = [\"api.github.com\"]",
             "http = [\"uploads.api.github.com\", \"127.0.0.1:18090\", \"127.0.0.1\"]",
@@ -302,8 +312,12 @@ mod tests {
         let p = policy(&[], &[&root.path().join("plugins/../repos")], &[]);
         p.check(&manifest(&plugins, "dirs = { \"/r\" = \"../repos\" }", &[]))
             .unwrap();
-        p.check(&manifest(&plugins, "dirs = { \"/r\" = \"../repos/a\" }", &[]))
-            .unwrap();
+        p.check(&manifest(
+            &plugins,
+            "dirs = { \"/r\" = \"../repos/a\" }",
+            &[],
+        ))
+        .unwrap();
         for bad in [
             "dirs = { \"/host\" = \"/\" }",
             "dirs = { \"/r\" = \"../repos/..\" }",
@@ -331,8 +345,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let env = [("GITHUB_TOKEN", "s3cr3t"), ("AWS_SECRET", "hidden")];
         let p = policy(&[], &[], &["GITHUB_*", "PD_TOKEN"]);
-        p.check(&manifest(dir.path(), "secrets = { token = \"GITHUB_TOKEN\" }", &env))
-            .unwrap();
+        p.check(&manifest(
+            dir.path(),
+            "secrets = { token = \"GITHUB_TOKEN\" }",
+            &env,
+        ))
+        .unwrap();
         let e = refused(
             &p,
             &manifest(dir.path(), "secrets = { aws = \"AWS_SECRET\" }", &env),
@@ -347,7 +365,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = policy(&[], &[], &[]);
         p.check(&manifest(dir.path(), "", &[])).unwrap();
-        let e = refused(&p, &manifest(dir.path(), "http = [\"api.github.com\"]", &[]));
+        let e = refused(
+            &p,
+            &manifest(dir.path(), "http = [\"api.github.com\"]", &[]),
+        );
         assert!(e.contains("http = []"), "{e}");
         for (http, secrets) in [
             (vec!["*"], vec![]),

@@ -654,7 +654,11 @@ pub fn parse_scorecard(
             ),
         );
     }
-    if raw.blueprint.as_deref().is_some_and(|b| b.trim().is_empty()) {
+    if raw
+        .blueprint
+        .as_deref()
+        .is_some_and(|b| b.trim().is_empty())
+    {
         card_fault(
             at.key(1, "blueprint").or(card_line),
             "blueprint must not be empty (leave it out to score every kind)".to_owned(),

@@ -89,7 +89,10 @@ fn every_fixture_loads_unchanged() {
             n += 1;
         }
     }
-    assert_eq!(n, 7, "the seven scorecard examples of Port's scorecard pages");
+    assert_eq!(
+        n, 7,
+        "the seven scorecard examples of Port's scorecard pages"
+    );
 }
 
 /// "Scorecard use-cases" → "Ownership scorecard": only production entities; Gold needs an
@@ -101,7 +104,12 @@ fn use_cases_ownership_scores_as_port_describes() {
     let colors: Vec<_> = card.levels.iter().map(|l| l.color.as_deref()).collect();
     assert_eq!(
         colors,
-        [Some("paleBlue"), Some("bronze"), Some("silver"), Some("gold")]
+        [
+            Some("paleBlue"),
+            Some("bronze"),
+            Some("silver"),
+            Some("gold")
+        ]
     );
     let prod = |on_call: serde_json::Value, incidents: i64, team: &[&str]| {
         entity(
@@ -222,7 +230,10 @@ fn concepts_examples_keep_their_levels_and_colours() {
 fn colours_and_relations_are_served_back_as_written() {
     let card = load("use-cases-ownership.json");
     let served = serde_json::to_value(&card).unwrap();
-    assert_eq!(served["levels"][0], json!({"title": "Basic", "color": "paleBlue"}));
+    assert_eq!(
+        served["levels"][0],
+        json!({"title": "Basic", "color": "paleBlue"})
+    );
     assert_eq!(
         served["rules"][1]["query"]["conditions"][0],
         json!({"relation": "team", "operator": "isNotEmpty"})
@@ -253,15 +264,34 @@ fn relation_comparisons() {
     let card = |op: &str, value: serde_json::Value| {
         one_rule(json!({"relation": "domain", "operator": op, "value": value})).unwrap()
     };
-    let payments = entity("service", json!({}), &[("domain", &["payments", "billing"])]);
+    let payments = entity(
+        "service",
+        json!({}),
+        &[("domain", &["payments", "billing"])],
+    );
     let none = entity("service", json!({}), &[]);
     let status = |c: &Scorecard, e: &Entity| statuses(c, e)[0].1;
-    assert_eq!(status(&card("=", json!("payments")), &payments), RuleStatus::Pass);
-    assert_eq!(status(&card("=", json!("identity")), &payments), RuleStatus::Fail);
-    assert_eq!(status(&card("!=", json!("identity")), &payments), RuleStatus::Pass);
-    assert_eq!(status(&card("!=", json!("payments")), &payments), RuleStatus::Fail);
+    assert_eq!(
+        status(&card("=", json!("payments")), &payments),
+        RuleStatus::Pass
+    );
+    assert_eq!(
+        status(&card("=", json!("identity")), &payments),
+        RuleStatus::Fail
+    );
+    assert_eq!(
+        status(&card("!=", json!("identity")), &payments),
+        RuleStatus::Pass
+    );
+    assert_eq!(
+        status(&card("!=", json!("payments")), &payments),
+        RuleStatus::Fail
+    );
     // No relation at all: `!=` does not hold either (missing data fails, as everywhere).
-    assert_eq!(status(&card("!=", json!("payments")), &none), RuleStatus::Fail);
+    assert_eq!(
+        status(&card("!=", json!("payments")), &none),
+        RuleStatus::Fail
+    );
     assert_eq!(
         status(&card("in", json!(["identity", "billing"])), &payments),
         RuleStatus::Pass
@@ -299,16 +329,28 @@ fn meta_properties_map_to_what_readyd_has() {
         &[],
     );
     let status = |c: Scorecard| statuses(&c, &e)[0].1;
-    assert_eq!(status(cond("$blueprint", "=", json!("service"))), RuleStatus::Pass);
-    assert_eq!(status(cond("$blueprint", "=", json!("api"))), RuleStatus::Fail);
-    assert_eq!(status(cond("$identifier", "=", json!("svc"))), RuleStatus::Pass);
+    assert_eq!(
+        status(cond("$blueprint", "=", json!("service"))),
+        RuleStatus::Pass
+    );
+    assert_eq!(
+        status(cond("$blueprint", "=", json!("api"))),
+        RuleStatus::Fail
+    );
+    assert_eq!(
+        status(cond("$identifier", "=", json!("svc"))),
+        RuleStatus::Pass
+    );
     assert_eq!(status(cond("$title", "=", json!("Svc"))), RuleStatus::Pass);
     assert_eq!(status(cond("$icon", "=", json!("Rust"))), RuleStatus::Pass);
     assert_eq!(
         status(cond("$createdAt", "<", json!("2025-06-01"))),
         RuleStatus::Pass
     );
-    assert_eq!(status(cond("$updatedBy", "=", json!("ana"))), RuleStatus::Pass);
+    assert_eq!(
+        status(cond("$updatedBy", "=", json!("ana"))),
+        RuleStatus::Pass
+    );
     let empty = one_rule(json!({"property": "$updatedAt", "operator": "isEmpty"})).unwrap();
     assert_eq!(statuses(&empty, &e)[0].1, RuleStatus::Pass);
     let f = fault(json!({"property": "$owner", "operator": "isEmpty"}));
@@ -322,7 +364,10 @@ fn fields_no_port_or_readyd_document_defines_stay_errors() {
             r#"{"identifier": "t", "levels": [{"title": "Basic", "colour": "red"}]}"#,
             "unknown field `colour`",
         ),
-        (r#"{"identifier": "t", "owner": "x"}"#, "unknown field `owner`"),
+        (
+            r#"{"identifier": "t", "owner": "x"}"#,
+            "unknown field `owner`",
+        ),
         (
             r#"{"identifier": "t", "rules": [{"identifier": "r", "level": "Bronze", "severity": 1,
                "query": {"combinator": "and", "conditions": [{"property": "a", "operator": "isEmpty"}]}}]}"#,

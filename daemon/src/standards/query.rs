@@ -823,7 +823,9 @@ fn compile_relation(
     }
     let property = PropertyPath::parse(&format!("relations.{name}"))?;
     let value = value.filter(|v| !v.is_null());
-    if matches!(written, Operator::Eq | Operator::Ne) && !matches!(value, None | Some(Value::String(_))) {
+    if matches!(written, Operator::Eq | Operator::Ne)
+        && !matches!(value, None | Some(Value::String(_)))
+    {
         return Err(format!(
             "operator `{written}` on relation `{name}` needs an entity identifier (a string)"
         ));

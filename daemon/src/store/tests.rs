@@ -202,7 +202,11 @@ fn a_refused_schema_leaves_the_file_byte_for_byte_unchanged() {
         drop(store);
         let before = file_hash(&path);
         assert!(Store::open(&path, StoreOptions::default()).is_err());
-        assert_eq!(file_hash(&path), before, "schema {version}: the refused file changed");
+        assert_eq!(
+            file_hash(&path),
+            before,
+            "schema {version}: the refused file changed"
+        );
     }
 }
 
@@ -210,7 +214,10 @@ fn a_refused_schema_leaves_the_file_byte_for_byte_unchanged() {
 fn a_file_that_is_not_redb_is_refused_unchanged() {
     let dir = tempfile::tempdir().unwrap();
     for (name, bytes) in [
-        ("text.redb", b"this is a text file, not a database\n".repeat(200)),
+        (
+            "text.redb",
+            b"this is a text file, not a database\n".repeat(200),
+        ),
         ("short.redb", b"hello".to_vec()),
         ("wasm.redb", b"\0asm\x01\0\0\0".repeat(1000)),
     ] {
