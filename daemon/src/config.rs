@@ -81,6 +81,10 @@ pub struct Config {
     /// text such as `"60s"` or `"2m"`. `"0s"` turns the quiet first start off.
     #[serde(deserialize_with = "humantime_duration")]
     pub first_round_timeout: std::time::Duration,
+    /// Bounds on exemptions.
+    pub exemptions: ExemptionsConfig,
+    /// What plugin manifests may be granted.
+    pub plugins: PluginsConfig,
 }
 
 /// A duration written as humantime text (`"60s"`, `"2m"`, `"1m 30s"`).
@@ -93,6 +97,45 @@ fn humantime_duration<'de, D: serde::Deserializer<'de>>(
             "`{text}` is not a duration such as \"60s\" or \"2m\": {e}"
         ))
     })
+}
+
+/// `[exemptions]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExemptionsConfig {
+    /// How far ahead an exemption's `until` may be, in days (on request and on approval).
+    pub max_days: u32,
+}
+
+impl Default for ExemptionsConfig {
+    fn default() -> Self {
+        ExemptionsConfig { max_days: 365 }
+    }
+}
+
+/// `[plugins]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginsConfig {
+    /// `[plugins.policy]`: the most any manifest may grant itself. Absent: manifests are bounded
+    /// by nothing but their own validation (as before the policy existed).
+    pub policy: Option<PluginPolicyConfig>,
+}
+
+/// `[plugins.policy]`, as written; compiled by [`crate::plugin::GrantPolicy`]. A list left out
+/// of a configured policy allows nothing of its kind.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginPolicyConfig {
+    /// Host patterns a manifest's `capabilities.http` must fall under: `api.github.com`,
+    /// `*.github.com` (any subdomain), `127.0.0.1:*` (any port), `host:8080`.
+    pub http: Vec<String>,
+    /// Host directories (prefixes; relative to the config file) that `capabilities.dirs` may
+    /// grant, compared after resolving `..` and symbolic links.
+    pub dirs: Vec<PathBuf>,
+    /// Environment variables `capabilities.secrets` may read: names, or patterns with `*`
+    /// (`GITHUB_*`).
+    pub secrets: Vec<String>,
 }
 
 /// Log output format.
@@ -329,6 +372,8 @@ impl Default for Config {
             tls_cert_file: None,
             tls_key_file: None,
             proxy: crate::net::ProxySettings::default(),
+            exemptions: ExemptionsConfig::default(),
+            plugins: PluginsConfig::default(),
         }
     }
 }
@@ -404,6 +449,11 @@ impl Config {
         .flatten()
         {
             *path = absolute(&base, path);
+        }
+        if let Some(policy) = &mut config.plugins.policy {
+            for dir in &mut policy.dirs {
+                *dir = absolute(&base, dir);
+            }
         }
         if config.public_url.is_empty() {
             let scheme = if config.tls_cert_file.is_some() {
@@ -487,6 +537,14 @@ impl Config {
             crate::config::Role::parse(&token.role)
                 .map_err(|m| invalid(format!("token `{}`: {m}", token.name)))?;
             match (&token.token, &token.sha256) {
+                // A token with surrounding spaces could never be presented as written (clients
+                // and proxies trim header values): refuse it rather than load a dead token.
+                (Some(t), None) if t.trim() != t => {
+                    return Err(invalid(format!(
+                        "token `{}`: the token has leading or trailing whitespace",
+                        token.name
+                    )));
+                }
                 (Some(t), None) if t.len() >= 8 => {}
                 (Some(_), None) => {
                     return Err(invalid(format!(
@@ -509,6 +567,7 @@ impl Config {
                 }
             }
         }
+        self.validate_unique_tokens().map_err(invalid)?;
         for (i, route) in self.routes.iter().enumerate() {
             for channel in &route.channels {
                 if !self.channels.contains_key(channel) {
@@ -543,8 +602,61 @@ impl Config {
             }
             _ => {}
         }
+        if self.exemptions.max_days == 0 {
+            return Err(invalid("exemptions.max_days must be at least 1".into()));
+        }
+        if let Some(policy) = &self.plugins.policy {
+            crate::plugin::GrantPolicy::compile(policy)
+                .map_err(|m| invalid(format!("plugins.policy: {m}")))?;
+        }
         if self.limits.body_bytes == 0 || self.limits.collect_batch == 0 {
             return Err(invalid("limits must be positive".into()));
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// Two entries for the same secret would make the first one's role win silently: every
+    /// token is compared by its SHA-256 (plain ones hashed), and a plain token whose text is
+    /// another entry's `sha256` (a hash pasted as a token) is refused too. Entries are named by
+    /// name and position; the secret itself is never printed.
+    fn validate_unique_tokens(&self) -> Result<(), String> {
+        use sha2::{Digest, Sha256};
+        let entry = |i: usize| format!("[[tokens]] #{} `{}`", i + 1, self.tokens[i].name);
+        let mut seen: BTreeMap<[u8; 32], usize> = BTreeMap::new();
+        for (i, token) in self.tokens.iter().enumerate() {
+            let digest: [u8; 32] = match (&token.token, &token.sha256) {
+                (Some(plain), None) => Sha256::digest(plain.as_bytes()).into(),
+                (None, Some(hex_digest)) => match hex::decode(hex_digest) {
+                    Ok(bytes) if bytes.len() == 32 => bytes.try_into().unwrap_or([0; 32]),
+                    _ => continue,
+                },
+                _ => continue,
+            };
+            if let Some(&first) = seen.get(&digest) {
+                return Err(format!(
+                    "{} and {} are the same token: give each token its own value",
+                    entry(first),
+                    entry(i)
+                ));
+            }
+            seen.insert(digest, i);
+        }
+        for (i, token) in self.tokens.iter().enumerate() {
+            let Some(plain) = &token.token else { continue };
+            if let Some(j) = self.tokens.iter().position(|other| {
+                other
+                    .sha256
+                    .as_deref()
+                    .is_some_and(|h| h.eq_ignore_ascii_case(plain))
+            }) {
+                return Err(format!(
+                    "{}'s token is the sha256 of {}: a hash belongs in `sha256`, not in `token`",
+                    entry(i),
+                    entry(j)
+                ));
+            }
         }
         Ok(())
     }
@@ -721,6 +833,82 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("READYD_LISTEN"));
+    }
+
+    fn tokens_file(entries: &[(&str, &str, &str)]) -> String {
+        entries
+            .iter()
+            .map(|(name, key, value)| {
+                format!("[[tokens]]\nname = '{name}'\nrole = 'viewer'\n{key} = '{value}'\n")
+            })
+            .collect()
+    }
+
+    fn load_text(text: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("readyd.toml");
+        std::fs::write(&file, text).unwrap();
+        Config::load(Some(&file), &env(&[]), &Overrides::default())
+    }
+
+    // Review finding: two entries with the same value loaded silently (the first one's role
+    // won), and a token with surrounding spaces loaded but could never authenticate.
+    #[test]
+    fn duplicate_tokens_are_refused_naming_both_entries() {
+        use sha2::{Digest, Sha256};
+        let hash = hex::encode(Sha256::digest(b"same-secret-1"));
+        let upper = hash.to_uppercase();
+        let cases = [
+            vec![
+                ("alice", "token", "same-secret-1"),
+                ("bob", "token", "same-secret-1"),
+            ],
+            vec![
+                ("alice", "token", "same-secret-1"),
+                ("bob", "sha256", &hash),
+            ],
+            vec![
+                ("alice", "sha256", &hash),
+                ("carol", "token", "other-secret"),
+                ("bob", "sha256", &upper),
+            ],
+        ];
+        for entries in cases {
+            let err = load_text(&tokens_file(&entries)).unwrap_err().to_string();
+            assert!(err.contains("`alice`") && err.contains("`bob`"), "{err}");
+            assert!(err.contains("same token"), "{err}");
+            assert!(
+                !err.contains("same-secret-1") && !err.contains(&hash),
+                "{err}"
+            );
+        }
+        // A plain token that is another entry's sha256 text.
+        let err = load_text(&tokens_file(&[
+            ("alice", "sha256", &hash),
+            ("bob", "token", &hash),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("`bob`") && err.contains("`alice`"), "{err}");
+        // Distinct tokens load.
+        load_text(&tokens_file(&[
+            ("alice", "token", "secret-one"),
+            ("bob", "token", "secret-two"),
+            ("carol", "sha256", &hash),
+        ]))
+        .unwrap();
+    }
+
+    #[test]
+    fn tokens_with_surrounding_whitespace_are_refused() {
+        for value in [" leading-space", "trailing-space ", "\ttabbed-token"] {
+            let err = load_text(&tokens_file(&[("alice", "token", value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("token `alice`"), "{err}");
+            assert!(err.contains("whitespace"), "{err}");
+            assert!(!err.contains(value.trim()), "{err}");
+        }
     }
 
     #[test]

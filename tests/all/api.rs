@@ -415,8 +415,10 @@ async fn a_body_that_never_arrives_gets_408() {
 async fn graceful_shutdown_finishes_the_request_in_flight() {
     let mut daemon = start_daemon(|_| {}).await;
     let addr = daemon.addr;
+    // Within `exemptions.max_days` (365 by default) of today.
+    let until = (chrono::Utc::now() + chrono::Duration::days(90)).to_rfc3339();
     let body = json!({"entity": "payments-api", "scorecard": "readiness", "reason": "drain",
-                      "until": "2030-01-01T00:00:00Z"})
+                      "until": until})
     .to_string();
     let mut stream = TcpStream::connect(addr).await.unwrap();
     let head = format!(
@@ -772,7 +774,8 @@ async fn exemption_workflow_over_http() {
             "/v1/exemptions",
             owner,
             json!({"entity": "identity-api", "scorecard": "readiness", "rule": "has-runbook",
-                   "reason": "runbook being written", "until": "2030-01-01T00:00:00Z"}),
+                   "reason": "runbook being written",
+                   "until": (chrono::Utc::now() + chrono::Duration::days(90)).to_rfc3339()}),
         )
         .await;
     assert_eq!(requested.status, 201, "{}", requested.text());

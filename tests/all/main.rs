@@ -12,3 +12,7 @@ mod plugins;
 mod quiet_start;
 mod vuln_report;
 mod tls;
+mod exemptions;
+mod manifests;
+mod plugins;
+mod port;

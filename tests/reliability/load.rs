@@ -39,8 +39,11 @@ const PATIENCE: Duration = Duration::from_secs(60);
 /// Concurrent clients of each kind (writers: one per team).
 const READERS: usize = 4;
 const GATE_CLIENTS: usize = 2;
-/// An `until` far enough ahead that no exemption expires during the test.
-const UNTIL: &str = "2099-01-01T00:00:00Z";
+/// An `until` far enough ahead that no exemption expires during the test, and within
+/// `exemptions.max_days` (365 by default).
+fn until() -> String {
+    (chrono::Utc::now() + chrono::Duration::days(300)).to_rfc3339()
+}
 const ENTITIES: [&str; 3] = ["payments-api", "identity-api", "docs-site"];
 
 /// The scorecard after the reload: a rule added (`has-tier`), the title changed.
@@ -450,7 +453,7 @@ async fn writer(
         };
         let body = json!({
             "entity": entity, "scorecard": "readiness", "rule": rule,
-            "reason": format!("load test request {n}"), "until": UNTIL,
+            "reason": format!("load test request {n}"), "until": until(),
         });
         let Some(created) = tally
             .expect(

@@ -134,6 +134,10 @@ pub struct ScorecardView {
     pub distribution: Vec<LevelCount>,
     pub entities: usize,
     pub rules: Vec<RuleView>,
+    /// The scorecard as its file defines it, presentational fields included (Port's level
+    /// `color`, rule descriptions, relation conditions as written), for the dashboard and for
+    /// round trips of Port's JSON.
+    pub definition: std::sync::Arc<crate::standards::Scorecard>,
 }
 
 /// One bar of a distribution.
@@ -141,6 +145,8 @@ pub struct ScorecardView {
 pub struct LevelCount {
     pub level: String,
     pub count: usize,
+    /// The level's `color` (Port's scorecards), when it has one.
+    pub color: Option<String>,
 }
 
 /// A rule as listed with its scorecard.

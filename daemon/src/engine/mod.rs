@@ -66,6 +66,8 @@ struct Inner {
     writer: WriterHandle,
     host: PluginHost,
     plugins: PluginRegistry,
+    /// `[plugins.policy]`, compiled: what manifests may grant (none configured: unbounded).
+    grant_policy: Option<crate::plugin::GrantPolicy>,
     /// What reads are answered from; written only after a commit.
     state: RwLock<State>,
     /// Serialises mutations (see the module docs).
@@ -155,6 +157,13 @@ impl Engine {
         })
         .context("starting the plugin host")?;
         let plugins = PluginRegistry::new(config.limits.park_after_failures);
+        let grant_policy = match &config.plugins.policy {
+            Some(policy) => Some(
+                crate::plugin::GrantPolicy::compile(policy)
+                    .map_err(|m| anyhow::anyhow!("plugins.policy: {m}"))?,
+            ),
+            None => None,
+        };
         let (shutdown, _) = tokio::sync::watch::channel(false);
         let engine = Engine {
             inner: Arc::new(Inner {
@@ -164,6 +173,7 @@ impl Engine {
                 writer,
                 host,
                 plugins,
+                grant_policy,
                 state: RwLock::new(State::default()),
                 scorecard_views: Mutex::new(None),
                 ops: tokio::sync::Mutex::new(()),

@@ -369,6 +369,7 @@ impl Engine {
                     "url": crate::net::redact(&c.url),
                 }))
             }).collect::<serde_json::Map<String, serde_json::Value>>(),
+            "plugin_load_errors": state.plugin_load_errors,
             "degraded": state.degraded_since.len(),
             "open_tasks": state.tasks.values().filter(|t| t.status != crate::model::TaskStatus::Done).count(),
             "pending_exemptions": state.exemptions.values().filter(|e| e.status == ExemptionStatus::Pending).count(),
@@ -457,6 +458,7 @@ fn scorecard_view(
             .map(|(l, c)| LevelCount {
                 level: l.title.to_string(),
                 count: *c,
+                color: l.color.clone(),
             })
             .collect(),
         entities,
@@ -478,5 +480,6 @@ fn scorecard_view(
                 applicable: applicable[i],
             })
             .collect(),
+        definition: card.clone(),
     })
 }

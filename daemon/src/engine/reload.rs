@@ -17,7 +17,7 @@ use crate::store::{
     Durability, EntityOrigin, StoredEntity, StoredStandards, StoredStandardsFile, WriteBatch,
 };
 
-use super::state::{PartStatus, ServingFrom, StandardsServing};
+use super::state::{PartStatus, PluginLoadError, ServingFrom, StandardsServing};
 use super::{Engine, EngineError, Result};
 
 /// What a reload did, in lines a person reads (logged, and answered by `POST /v1/reload`).
@@ -141,13 +141,30 @@ impl Engine {
     pub async fn reload_plugins(&self, why: &str) -> ReloadReport {
         let mut report = ReloadReport::default();
         let dir = self.inner.config.plugins_dir.clone();
-        let (manifests, errors) = if dir.is_dir() {
+        let (mut manifests, mut errors) = if dir.is_dir() {
             load_manifests(&dir)
         } else {
             (Vec::new(), Vec::new())
         };
+        if let Some(policy) = &self.inner.grant_policy {
+            // A manifest granting itself more than [plugins.policy] is refused like an invalid
+            // one (the version loaded before, if any, keeps serving).
+            manifests.retain(|m| match policy.check(m) {
+                Ok(()) => true,
+                Err(e) => {
+                    errors.push(e);
+                    false
+                }
+            });
+        }
+        let mut failures: Vec<PluginLoadError> = Vec::new();
         for e in &errors {
             report.errors.push(e.to_string());
+            failures.push(PluginLoadError {
+                manifest: e.path.clone(),
+                plugin: None,
+                error: e.to_string(),
+            });
             metrics().reload("plugins", false);
         }
         // A manifest that is present but unreadable is a refused replacement, not a removal:
@@ -182,6 +199,7 @@ impl Engine {
         for manifest in manifests {
             let name = manifest.name.clone();
             let manifest_kind = manifest.kind;
+            let manifest_path = manifest.path.clone();
             if !self.plugin_changed(&manifest) {
                 continue;
             }
@@ -208,6 +226,11 @@ impl Engine {
                         .plugins
                         .record_load_failure(&name, manifest_kind, &err);
                     report.errors.push(format!("plugin {name}: {err}"));
+                    failures.push(PluginLoadError {
+                        manifest: manifest_path.clone(),
+                        plugin: Some(name.clone()),
+                        error: err.to_string(),
+                    });
                     metrics().reload("plugins", false);
                 }
             }
@@ -239,6 +262,7 @@ impl Engine {
                 last_error: report.errors.last().cloned(),
                 last_error_at: (!report.errors.is_empty()).then(|| self.now()),
             };
+            state.plugin_load_errors = failures;
         }
         if !changed_checks.is_empty() && self.is_ready() {
             let (ids, cards) = self.entities_using_checks(&changed_checks);

@@ -124,6 +124,17 @@ pub struct State {
     /// Catalog file errors and standards errors of the last attempt, in full.
     pub catalog_errors: Vec<String>,
     pub standards_errors: Vec<String>,
+    /// Every manifest of the last plugin reload that failed, each with its own error.
+    pub plugin_load_errors: Vec<PluginLoadError>,
+}
+
+/// One manifest that failed in a plugin reload (`/v1/status` `plugin_load_errors`).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct PluginLoadError {
+    pub manifest: std::path::PathBuf,
+    /// The plugin's name when the manifest could be read that far.
+    pub plugin: Option<String>,
+    pub error: String,
 }
 
 impl State {

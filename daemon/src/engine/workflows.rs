@@ -294,6 +294,8 @@ impl Engine {
                 input.until
             )));
         }
+        check_until_bound(input.until, now, self.inner.config.exemptions.max_days)
+            .map_err(EngineError::BadRequest)?;
         {
             let state = self.read();
             let card = state.standards.scorecard(&input.scorecard).ok_or_else(|| {
@@ -410,6 +412,11 @@ impl Engine {
                 "exemption {id} ran until {}, which has passed; request a new one",
                 exemption.until
             )));
+        }
+        if to == ExemptionStatus::Approved {
+            // The bound may have been lowered since the request.
+            check_until_bound(exemption.until, now, self.inner.config.exemptions.max_days)
+                .map_err(|m| EngineError::Conflict(format!("exemption {id}: {m}")))?;
         }
         let entry = audit(actor, action, input.note);
         exemption.status = to;
@@ -623,6 +630,36 @@ impl Engine {
         self.inner.delivery.wake();
         Ok(request)
     }
+}
+
+/// An exemption's `until` must be at most `max_days` ahead (config `exemptions.max_days`) and
+/// printable as RFC 3339, which has four-digit years only: chrono reads `+10000-01-01` and
+/// would print it back the same, which no RFC 3339 client parses.
+fn check_until_bound(
+    until: crate::model::Timestamp,
+    now: crate::model::Timestamp,
+    max_days: u32,
+) -> std::result::Result<(), String> {
+    use chrono::Datelike as _;
+    if !(0..=9999).contains(&until.year()) {
+        return Err(format!(
+            "`until`: year {} cannot be written as RFC 3339 (years 0000-9999)",
+            until.year()
+        ));
+    }
+    // A bound past what chrono can represent bounds nothing.
+    let latest = chrono::Duration::try_days(i64::from(max_days))
+        .and_then(|d| now.checked_add_signed(d))
+        .unwrap_or(crate::model::Timestamp::MAX_UTC);
+    if until > latest {
+        return Err(format!(
+            "`until` ({}) is more than {max_days} days ahead (exemptions.max_days); the latest \
+             allowed now is {}",
+            until.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+            latest.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ));
+    }
+    Ok(())
 }
 
 fn status_word(s: ExemptionStatus) -> &'static str {

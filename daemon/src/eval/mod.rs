@@ -112,10 +112,11 @@ pub fn applies(
     facts: &EntityFacts,
     now: Timestamp,
 ) -> bool {
-    scorecard
-        .filter
-        .as_ref()
-        .is_none_or(|f| condition::holds(f, &subject(entity, facts, now)))
+    scorecard.takes_kind(&entity.kind)
+        && scorecard
+            .filter
+            .as_ref()
+            .is_none_or(|f| condition::holds(f, &subject(entity, facts, now)))
 }
 
 /// Whether an initiative covers the entity (its filter holds, or it has none).
@@ -173,6 +174,9 @@ pub fn checks_needed<'s>(
 /// Evaluates one scorecard for one entity; `None` when the scorecard's filter excludes it.
 pub fn evaluate_scorecard(input: &EvalInput<'_>, scorecard: &Scorecard) -> Option<ScorecardResult> {
     let s = subject(input.entity, input.facts, input.now);
+    if !scorecard.takes_kind(&input.entity.kind) {
+        return None;
+    }
     if let Some(filter) = &scorecard.filter
         && !condition::holds(filter, &s)
     {

@@ -81,7 +81,7 @@ proptest! {
 
     #[test]
     fn levels_percent_and_score_match_the_reference((n, spec) in ladder()) {
-        let levels: Vec<Level> = (0..n).map(|i| Level { title: format!("L{i}").into(), description: None }).collect();
+        let levels: Vec<Level> = (0..n).map(|i| Level { title: format!("L{i}").into(), description: None, color: None }).collect();
         let mut e = entity();
         let mut checks: BTreeMap<String, BTreeMap<String, CheckOutcome>> = BTreeMap::new();
         let mut exemptions = Vec::new();
@@ -134,6 +134,7 @@ proptest! {
             identifier: "card".into(),
             title: "Card".into(),
             description: None,
+            blueprint: None,
             filter: None,
             levels,
             rules,

@@ -34,6 +34,7 @@ const SCORECARD_KEYS: &[&str] = &[
     "filter",
     "levels",
     "rules",
+    "blueprint",
 ];
 const RULE_KEYS: &[&str] = &[
     "identifier",
@@ -46,7 +47,14 @@ const RULE_KEYS: &[&str] = &[
     "weight",
     "due_days",
 ];
-const CONDITION_KEYS: &[&str] = &["property", "operator", "value", "combinator", "conditions"];
+const CONDITION_KEYS: &[&str] = &[
+    "property",
+    "relation",
+    "operator",
+    "value",
+    "combinator",
+    "conditions",
+];
 const TIER_KEYS: &[&str] = &["name", "require", "task_due_days", "alert"];
 const INITIATIVE_KEYS: &[&str] = &[
     "identifier",
@@ -324,7 +332,7 @@ enum CardFault {
     UnknownTopKey(String),
     UnknownRuleKey(String),
     UnknownConditionKey(String),
-    MissingLevels,
+    NoLevels,
     MissingRuleLevel,
     MissingOperator,
     WeightNotANumber(String),
@@ -381,7 +389,7 @@ fn card_fault() -> impl Strategy<Value = CardFault> {
         unknown_key(SCORECARD_KEYS).prop_map(UnknownTopKey),
         unknown_key(RULE_KEYS).prop_map(UnknownRuleKey),
         unknown_key(CONDITION_KEYS).prop_map(UnknownConditionKey),
-        Just(MissingLevels),
+        Just(NoLevels),
         Just(MissingRuleLevel),
         Just(MissingOperator),
         "[a-z]{3,8}".prop_map(WeightNotANumber),
@@ -401,7 +409,8 @@ fn card_fault() -> impl Strategy<Value = CardFault> {
         "\\$[a-z]{2,8}"
             .prop_filter("not a built-in", |p| PropertyPath::parse(p).is_err())
             .prop_map(UnknownBuiltin),
-        "[A-Z][A-Za-z]{1,8}".prop_map(BadIdentifier),
+        // Upper case is valid (Port's identifiers are camelCase); these characters are not.
+        "[A-Za-z]{1,4}[ /:@][A-Za-z]{1,4}".prop_map(BadIdentifier),
         Just(QueryAndCheck),
         prop::sample::select(BAD_DATES).prop_map(BadDate),
         prop::sample::select(BAD_VERSIONS).prop_map(BadVersion),
@@ -457,11 +466,10 @@ fn apply_card_fault(fault: &CardFault, card: &mut Value, at: usize) -> (Vec<Stri
             );
             (vec![format!("unknown field `{k}`")], false)
         }
-        MissingLevels => {
-            card.as_object_mut()
-                .expect("card object")
-                .shift_remove("levels");
-            (vec!["missing field `levels`".into()], false)
+        // Without `levels` a scorecard has Port's default ladder; an empty one is a fault.
+        NoLevels => {
+            card["levels"] = json!([]);
+            (vec!["needs at least one level".into()], false)
         }
         MissingRuleLevel => {
             rule_at(card, at).shift_remove("level");

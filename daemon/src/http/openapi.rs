@@ -415,17 +415,24 @@ fn schemas() -> Value {
                 "distribution",
                 "entities",
                 "rules",
+                "definition",
             ],
             json!({
                 "identifier": string(),
                 "title": string(),
                 "description": nullable(string()),
                 "levels": array(string()),
-                "distribution": array(object(&["level", "count"], json!({
+                "distribution": array(object(&["level", "count", "color"], json!({
                     "level": string(), "count": { "type": "integer", "minimum": 0 },
+                    "color": nullable(string()),
                 }), false)),
                 "entities": { "type": "integer", "minimum": 0 },
                 "rules": array(reference("Rule")),
+                "definition": {
+                    "type": "object",
+                    "description": "The scorecard as its file defines it: levels with Port's \
+                                    `color`, rules with their queries as written.",
+                },
             }),
             false,
         ),
@@ -826,6 +833,7 @@ mod tests {
                 distribution: vec![LevelCount {
                     level: "Basic".into(),
                     count: 1,
+                    color: Some("paleBlue".into()),
                 }],
                 entities: 1,
                 rules: vec![RuleView {
@@ -838,6 +846,14 @@ mod tests {
                     passing: 0,
                     applicable: 1,
                 }],
+                definition: std::sync::Arc::new(
+                    crate::standards::parse_scorecard(
+                        std::path::Path::new("s.json"),
+                        r#"{"identifier": "s", "rules": []}"#,
+                        &crate::standards::NoPlugins,
+                    )
+                    .unwrap(),
+                ),
             }),
         );
         assert_matches(

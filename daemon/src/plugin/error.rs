@@ -18,6 +18,17 @@ pub enum PluginError {
     /// The wasm file could not be read or compiled.
     #[error("plugin `{plugin}`: cannot compile: {reason}")]
     Compile { plugin: String, reason: String },
+    /// The manifest's `wasm` is not a WebAssembly component: a core module, or not WebAssembly
+    /// at all (`/etc/passwd`, a text file). None of its bytes are shown: the file may be anything.
+    #[error(
+        "plugin `{plugin}`: cannot compile: {} is not a WebAssembly component ({found})",
+        wasm.display()
+    )]
+    NotAComponent {
+        plugin: String,
+        wasm: std::path::PathBuf,
+        found: &'static str,
+    },
     /// The component does not export the world its manifest declares.
     #[error(
         "plugin `{plugin}`: the manifest declares a `{expected}` plugin but the component is {found}"
@@ -83,6 +94,7 @@ impl PluginError {
         match self {
             Manifest(_) | Host { .. } => None,
             Compile { plugin, .. }
+            | NotAComponent { plugin, .. }
             | WrongWorld { plugin, .. }
             | UnsupportedVersion { plugin, .. }
             | Link { plugin, .. }

@@ -255,6 +255,9 @@ pub enum ManifestFault {
     SecretShadowsConfig { name: String },
     #[error("plugin name `{name}` is already used by {}", first.display())]
     DuplicateName { name: String, first: PathBuf },
+    /// A grant outside `[plugins.policy]` of readyd.toml.
+    #[error("{grant} is not allowed by [plugins.policy] {policy}")]
+    NotAllowed { grant: String, policy: String },
 }
 
 /// The file as written; validated into [`Manifest`].

@@ -7,6 +7,7 @@
 //!
 //! Layout:
 //! - [`manifest`]: `plugins/<name>.toml` → [`Manifest`], with file-and-fault errors.
+//! - `policy`: [`GrantPolicy`], `[plugins.policy]`: the most a manifest may grant itself.
 //! - `host`: [`PluginHost`], the one `Engine` (pooling allocator, epoch ticker, linker, cache).
 //! - `instance`: [`Plugin`], a loaded plugin: `collect`, `evaluate`, `evaluate_batch`.
 //! - `registry`: [`PluginRegistry`], plugins by name with atomic swap and status.
@@ -33,6 +34,7 @@ mod health;
 mod host;
 mod instance;
 pub mod manifest;
+mod policy;
 mod registry;
 mod sandbox;
 
@@ -44,6 +46,7 @@ pub use manifest::{
     Capabilities, DirGrant, HttpGrant, Manifest, ManifestError, ManifestFault, PluginKind,
     SecretGrant, SecretValue, declared_plugin, load_manifests,
 };
+pub use policy::GrantPolicy;
 pub use registry::{PluginRegistry, PluginStatus};
 pub use sandbox::GUEST_LOG_TARGET;
 

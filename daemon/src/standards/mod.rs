@@ -27,6 +27,13 @@
 //! - A definition file at the top of the directory other than `tiers.*` is an error (a typo such
 //!   as `tier.yaml` must not be silently ignored); other sub-folders are ignored.
 //! - YAML merge keys (`<<`) are not supported in definitions (anchors and aliases are).
+//! - Port's scorecard JSON loads as published (docs.port.io, "Concepts and structure",
+//!   "Manage scorecards", "Scorecard use-cases"; the examples are test fixtures under
+//!   `tests/fixtures/port/`): without `levels` a scorecard has Port's default ladder `Basic`,
+//!   `Bronze`, `Silver`, `Gold`; a level's `color` is kept and served back (readyd does not use
+//!   it); identifiers may use upper-case letters as Port's do (`Ownership`, `hasSlackChannel`);
+//!   `blueprint` limits the scorecard to entities of that kind (Port's blueprint is readyd's
+//!   kind). Relation conditions and meta-properties: see [`query`]. Any other field is an error.
 
 mod diff;
 mod policy;
@@ -47,7 +54,7 @@ pub use policy::{Initiative, Target, TierPolicy, TierSpec};
 pub use query::{Combinator, Condition, Operator, PropertyPath, Query, QueryFault, QueryNode};
 
 use crate::catalog::files::{self, Format, ParseFault};
-use crate::model::{Name, is_valid_identifier};
+use crate::model::Name;
 use query::RawQuery;
 
 /// What kind of plugin a name refers to.
@@ -104,6 +111,9 @@ pub struct Scorecard {
     pub title: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Port's `blueprint`: only entities of this kind (on top of `filter`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blueprint: Option<String>,
     /// Which entities it applies to; all when absent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub filter: Option<Query>,
@@ -126,6 +136,11 @@ impl Scorecard {
     pub fn rule(&self, identifier: &str) -> Option<&Rule> {
         self.rules.iter().find(|r| &*r.identifier == identifier)
     }
+
+    /// Whether an entity of `kind` can be scored by it (its `blueprint`, when it names one).
+    pub fn takes_kind(&self, kind: &str) -> bool {
+        self.blueprint.as_deref().is_none_or(|b| b == kind)
+    }
 }
 
 /// One rung of a scorecard's ladder.
@@ -135,6 +150,36 @@ pub struct Level {
     pub title: Name,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Port's level colour (`paleBlue`, `bronze`, …): presentational, kept and served back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub color: Option<String>,
+}
+
+/// Port's ladder when a scorecard names no `levels` (Port's "Concepts and structure" page).
+fn port_default_levels() -> Vec<Level> {
+    [
+        ("Basic", "paleBlue"),
+        ("Bronze", "bronze"),
+        ("Silver", "silver"),
+        ("Gold", "gold"),
+    ]
+    .into_iter()
+    .map(|(title, color)| Level {
+        title: title.into(),
+        description: None,
+        color: Some(color.to_owned()),
+    })
+    .collect()
+}
+
+/// Whether a scorecard or rule identifier is well formed: `[A-Za-z0-9][A-Za-z0-9._-]*` (the
+/// catalog's form plus upper-case letters, which Port's identifiers use; no characters that
+/// would need escaping in a URL path).
+pub fn is_valid_definition_identifier(id: &str) -> bool {
+    let mut chars = id.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
+        && id.len() <= 253
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
 /// A rule of a scorecard: a built-in query or a check plugin, on one level.
@@ -611,9 +656,13 @@ struct RawScorecard {
     description: Option<String>,
     #[serde(default)]
     filter: Option<RawQuery>,
+    /// Port's default ladder when absent.
+    #[serde(default = "port_default_levels")]
     levels: Vec<Level>,
     #[serde(default)]
     rules: Vec<RawRule>,
+    #[serde(default)]
+    blueprint: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -692,13 +741,24 @@ pub fn parse_scorecard(
         })
     };
 
-    if !is_valid_identifier(&raw.identifier) {
+    if !is_valid_definition_identifier(&raw.identifier) {
         card_fault(
             card_line,
             format!(
-                "identifier `{}` is not valid: use lowercase letters, digits, '.', '_' and '-'",
+                "identifier `{}` is not valid: use letters, digits, '.', '_' and '-', starting \
+                 with a letter or digit",
                 raw.identifier
             ),
+        );
+    }
+    if raw
+        .blueprint
+        .as_deref()
+        .is_some_and(|b| b.trim().is_empty())
+    {
+        card_fault(
+            at.key(1, "blueprint").or(card_line),
+            "blueprint must not be empty (leave it out to score every kind)".to_owned(),
         );
     }
     let levels_line = at.key(1, "levels");
@@ -774,6 +834,7 @@ pub fn parse_scorecard(
         title: raw.title.unwrap_or_else(|| raw.identifier.clone()),
         identifier: raw.identifier.into(),
         description: raw.description,
+        blueprint: raw.blueprint,
         filter,
         levels: raw.levels,
         rules,
@@ -795,11 +856,12 @@ fn compile_rule(
         ok = false;
         fault(line, message);
     };
-    if !is_valid_identifier(&raw.identifier) {
+    if !is_valid_definition_identifier(&raw.identifier) {
         fail(
             line,
             format!(
-                "identifier `{}` is not valid: use lowercase letters, digits, '.', '_' and '-'",
+                "identifier `{}` is not valid: use letters, digits, '.', '_' and '-', starting \
+                 with a letter or digit",
                 raw.identifier
             ),
         );
@@ -901,3 +963,6 @@ fn compile_rule(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod port_tests;

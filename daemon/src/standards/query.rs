@@ -19,6 +19,15 @@
 //! - `properties.<path>` is accepted as an explicit spelling of `<path>`; `facts.<source>` alone
 //!   is the whole facts object of that source.
 //! - Dates are `YYYY-MM-DD` (midnight UTC), RFC 3339 date-times, or date-times without a zone (UTC).
+//! - Port's form `{"relation": "<name>", "operator": …, "value"?}` reads `relations.<name>` (the
+//!   entity's targets of that relation) and takes the operators Port documents for relations:
+//!   `isEmpty`, `isNotEmpty`, `=` (the relation includes that target), `!=` (it has targets and
+//!   not that one), plus `in` / `containsAny` (it includes one of the listed targets). It is
+//!   served back as written.
+//! - Port's meta-properties: `$blueprint` is readyd's `$kind`; `$icon`, `$createdAt`,
+//!   `$updatedAt`, `$createdBy` and `$updatedBy` read the entity's properties `icon`,
+//!   `createdAt`, `updatedAt`, `createdBy`, `updatedBy` (readyd keeps no such metadata of its
+//!   own: a catalog imported from Port or a data source may carry them; absent, they are empty).
 
 use std::fmt;
 
@@ -65,6 +74,10 @@ pub struct Condition {
     pub(crate) operand: Operand,
     /// The end of a message about this condition (`, required > 0`), built once.
     pub(crate) requirement: Box<str>,
+    /// Set when written in Port's relation form (`{relation, operator}`): the relation's name and
+    /// the operator as written (`operator` above is what it compiles to), so it is served back
+    /// as written.
+    pub(crate) relation: Option<(Box<str>, Operator)>,
 }
 
 impl PartialEq for Condition {
@@ -73,6 +86,7 @@ impl PartialEq for Condition {
         self.property == other.property
             && self.operator == other.operator
             && self.value == other.value
+            && self.relation == other.relation
     }
 }
 
@@ -80,14 +94,22 @@ impl Serialize for Condition {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         #[derive(Serialize)]
         struct Written<'a> {
-            property: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            property: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            relation: Option<&'a str>,
             operator: &'static str,
             #[serde(skip_serializing_if = "Option::is_none")]
             value: Option<&'a Value>,
         }
+        let (property, relation, operator) = match &self.relation {
+            Some((name, written)) => (None, Some(&**name), *written),
+            None => (Some(self.property.as_str()), None, self.operator),
+        };
         Written {
-            property: self.property.as_str(),
-            operator: self.operator.as_str(),
+            property,
+            relation,
+            operator: operator.as_str(),
             value: self.value.as_ref(),
         }
         .serialize(s)
@@ -260,13 +282,26 @@ impl PropertyPath {
             let target = match builtin {
                 "identifier" => PathTarget::Identifier,
                 "title" => PathTarget::Title,
-                "kind" => PathTarget::Kind,
+                // Port's blueprint is readyd's kind.
+                "kind" | "blueprint" => PathTarget::Kind,
                 "team" => PathTarget::Team,
                 "tier" => PathTarget::Tier,
+                // Port's other meta-properties: readyd keeps no such metadata itself, so they
+                // read the properties of the same name (the span skips the `$`).
+                "icon" | "createdAt" | "updatedAt" | "createdBy" | "updatedBy" => {
+                    PathTarget::Property(vec![Segment {
+                        span: Span {
+                            start: 1,
+                            end: raw.len() as u32,
+                        },
+                        index: None,
+                    }])
+                }
                 _ => {
                     return Err(format!(
-                        "unknown built-in property `{raw}` \
-                         (known: $identifier, $title, $kind, $team, $tier)"
+                        "unknown built-in property `{raw}` (known: $identifier, $title, $kind, \
+                         $team, $tier, and Port's $blueprint, $icon, $createdAt, $updatedAt, \
+                         $createdBy, $updatedBy)"
                     ));
                 }
             };
@@ -581,8 +616,11 @@ pub(crate) struct RawQuery {
 /// A condition or nested query as written.
 #[derive(Clone, Debug)]
 pub(crate) enum RawNode {
+    /// `property` is the path; in Port's relation form it is the relation's name and
+    /// `relation` is set.
     Condition {
         property: String,
+        relation: bool,
         operator: String,
         value: Option<Value>,
     },
@@ -596,6 +634,8 @@ impl<'de> Deserialize<'de> for RawNode {
         #[serde(deny_unknown_fields)]
         struct Fields {
             property: Option<String>,
+            /// Port's relation conditions (`{"relation": "team", "operator": "isNotEmpty"}`).
+            relation: Option<String>,
             operator: Option<String>,
             #[serde(default)]
             value: Option<Value>,
@@ -603,7 +643,15 @@ impl<'de> Deserialize<'de> for RawNode {
             conditions: Option<Vec<RawNode>>,
         }
         let f = Fields::deserialize(d)?;
-        let leaf = f.property.is_some() || f.operator.is_some() || f.value.is_some();
+        if f.property.is_some() && f.relation.is_some() {
+            return Err(D::Error::custom(
+                "a condition reads a `property` or a `relation`, not both",
+            ));
+        }
+        let leaf = f.property.is_some()
+            || f.relation.is_some()
+            || f.operator.is_some()
+            || f.value.is_some();
         let nested = f.combinator.is_some() || f.conditions.is_some();
         match (leaf, nested) {
             (true, true) => Err(D::Error::custom(
@@ -619,8 +667,10 @@ impl<'de> Deserialize<'de> for RawNode {
                     .ok_or_else(|| D::Error::missing_field("conditions"))?,
             })),
             (_, false) => Ok(RawNode::Condition {
+                relation: f.relation.is_some(),
                 property: f
                     .property
+                    .or(f.relation)
                     .ok_or_else(|| D::Error::missing_field("property"))?,
                 operator: f
                     .operator
@@ -694,9 +744,14 @@ fn compile_into(raw: &RawQuery, at: &str, faults: &mut Vec<QueryFault>) -> Query
             RawNode::Query(q) => conditions.push(QueryNode::Query(compile_into(q, &here, faults))),
             RawNode::Condition {
                 property,
+                relation,
                 operator,
                 value,
-            } => match compile_condition(property, operator, value.as_ref()) {
+            } => match if *relation {
+                compile_relation(property, operator, value.as_ref())
+            } else {
+                compile_condition(property, operator, value.as_ref())
+            } {
                 Ok(c) => conditions.push(QueryNode::Condition(Box::new(c))),
                 Err(message) => faults.push(QueryFault {
                     at: here,
@@ -733,6 +788,64 @@ fn compile_condition(
         requirement: crate::eval::requirement(op, value),
         value: value.cloned(),
         operand,
+        relation: None,
+    })
+}
+
+/// The operators Port's relation conditions take, and what each compiles to on the list of the
+/// relation's targets.
+const RELATION_OPERATORS: [(Operator, Operator); 6] = [
+    (Operator::IsEmpty, Operator::IsEmpty),
+    (Operator::IsNotEmpty, Operator::IsNotEmpty),
+    (Operator::Eq, Operator::Contains),
+    (Operator::Ne, Operator::DoesNotContain),
+    (Operator::In, Operator::ContainsAny),
+    (Operator::ContainsAny, Operator::ContainsAny),
+];
+
+/// Compiles Port's `{relation, operator, value?}`: a condition on `relations.<name>`.
+fn compile_relation(
+    name: &str,
+    operator: &str,
+    value: Option<&Value>,
+) -> Result<Condition, String> {
+    let listed = || {
+        RELATION_OPERATORS
+            .iter()
+            .map(|(w, _)| w.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let (written, compiled) = Operator::parse(operator)
+        .and_then(|op| RELATION_OPERATORS.iter().find(|(w, _)| *w == op).copied())
+        .ok_or_else(|| {
+            format!(
+                "operator `{operator}` does not apply to a relation (relations take: {})",
+                listed()
+            )
+        })?;
+    if name.is_empty() || name.contains('.') {
+        return Err(format!(
+            "relation `{name}`: name one relation of the entity, without dots"
+        ));
+    }
+    let property = PropertyPath::parse(&format!("relations.{name}"))?;
+    let value = value.filter(|v| !v.is_null());
+    if matches!(written, Operator::Eq | Operator::Ne)
+        && !matches!(value, None | Some(Value::String(_)))
+    {
+        return Err(format!(
+            "operator `{written}` on relation `{name}` needs an entity identifier (a string)"
+        ));
+    }
+    let operand = compile_operand(compiled, value)?;
+    Ok(Condition {
+        property,
+        operator: compiled,
+        requirement: crate::eval::requirement(written, value),
+        value: value.cloned(),
+        operand,
+        relation: Some((name.into(), written)),
     })
 }
 

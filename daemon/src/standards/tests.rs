@@ -175,7 +175,7 @@ rules:
   - identifier: both
     level: Bronze
     query: { combinator: and, conditions: [ { property: a, operator: isEmpty } ] }
-  - identifier: Bad_Id
+  - identifier: Bad/Id
     level: Bronze
     query: { combinator: and, conditions: [ { property: a, operator: isEmpty } ] }
 "#;
@@ -195,7 +195,7 @@ rules:
         "sc.yaml:38: scorecard `sec`, rule `no-plugin`: unknown check plugin `nope`",
         "sc.yaml:41: scorecard `sec`, rule `data-source`: plugin `pagerduty` is a data source, not a check",
         "sc.yaml:42: scorecard `sec`, rule `both`: duplicate rule identifier",
-        "sc.yaml:45: scorecard `sec`, rule `Bad_Id`: identifier `Bad_Id` is not valid",
+        "sc.yaml:45: scorecard `sec`, rule `Bad/Id`: identifier `Bad/Id` is not valid",
     ];
     for (i, want) in expect.iter().enumerate() {
         assert!(
@@ -209,11 +209,11 @@ rules:
 
 #[test]
 fn a_scorecard_needs_levels_and_a_valid_identifier() {
-    let errors = faults("identifier: Sec\nlevels: []\n");
+    let errors = faults("identifier: -sec\nlevels: []\n");
     assert!(
         errors
             .iter()
-            .any(|e| e.contains("identifier `Sec` is not valid")),
+            .any(|e| e.contains("identifier `-sec` is not valid")),
         "{errors:?}"
     );
     assert!(

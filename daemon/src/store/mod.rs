@@ -138,6 +138,10 @@ impl Store {
         let label = path.display().to_string();
         let mut builder = Database::builder();
         builder.set_cache_size(options.cache_size_bytes);
+        // redb writes to a file as soon as it opens it for writing (its header, a repair): a
+        // file this readyd will refuse is checked read-only first and left byte for byte as
+        // it was.
+        check_before_writing(&builder, path, &label)?;
         let db = builder.create(path).map_err(|source| StoreError::Open {
             file: label.clone(),
             source,
@@ -867,6 +871,65 @@ impl Store {
     }
 }
 
+/// Checks an existing, non-empty file without opening it for writing: that it is a redb file
+/// and holds no schema this readyd refuses. A file that was not shut down cleanly cannot be
+/// read without redb's repair, so its check runs on a copy in memory (the repair happens there)
+/// and the file itself is repaired only once it is known to be readyd's.
+fn check_before_writing(
+    builder: &redb::Builder,
+    path: &Path,
+    label: &str,
+) -> Result<(), StoreError> {
+    let len = match std::fs::metadata(path) {
+        Ok(m) => m.len(),
+        // Absent: `create` makes a new file.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(StoreError::Open {
+                file: label.to_owned(),
+                source: e.into(),
+            });
+        }
+    };
+    if len == 0 {
+        return Ok(());
+    }
+    let not_redb = |source: redb::DatabaseError| match source {
+        redb::DatabaseError::Storage(redb::StorageError::Corrupted(_)) => StoreError::Foreign {
+            file: label.to_owned(),
+            reason: "it is not a redb database file".into(),
+        },
+        source => StoreError::Open {
+            file: label.to_owned(),
+            source,
+        },
+    };
+    match builder.open_read_only(path) {
+        Ok(db) => check_schema(&db, label).map(|_| ()),
+        Err(redb::DatabaseError::RepairAborted) => {
+            let bytes = std::fs::read(path).map_err(|e| StoreError::Open {
+                file: label.to_owned(),
+                source: e.into(),
+            })?;
+            let backend = redb::backends::InMemoryBackend::new();
+            let copy = (|| {
+                use redb::StorageBackend as _;
+                backend.set_len(bytes.len() as u64)?;
+                backend.write(0, &bytes)
+            })();
+            copy.map_err(|e| StoreError::Open {
+                file: label.to_owned(),
+                source: e.into(),
+            })?;
+            let db = redb::Builder::new()
+                .create_with_backend(backend)
+                .map_err(not_redb)?;
+            check_schema(&db, label).map(|_| ())
+        }
+        Err(e) => Err(not_redb(e)),
+    }
+}
+
 #[derive(Debug, PartialEq, Eq)]
 enum Schema {
     /// No table yet: a new file.
@@ -875,7 +938,7 @@ enum Schema {
 }
 
 /// Reads the schema version without writing; refuses what this readyd cannot use.
-fn check_schema(db: &Database, label: &str) -> Result<Schema, StoreError> {
+fn check_schema(db: &impl ReadableDatabase, label: &str) -> Result<Schema, StoreError> {
     let txn = db.begin_read().ctx(label, "meta", "begin_read")?;
     let foreign = |reason: &str| StoreError::Foreign {
         file: label.to_owned(),

@@ -185,6 +185,74 @@ fn a_newer_schema_is_refused_with_file_and_versions() {
     );
 }
 
+fn file_hash(path: &std::path::Path) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+// Review finding: a file refused for its schema version was still modified on disk (820 bytes
+// differed after the refused open): redb wrote its header when opening it for writing.
+#[test]
+fn a_refused_schema_leaves_the_file_byte_for_byte_unchanged() {
+    for version in [7u32, 0] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        let store = Store::open(&path, StoreOptions::default()).unwrap();
+        write_schema_version(&store, version);
+        drop(store);
+        let before = file_hash(&path);
+        assert!(Store::open(&path, StoreOptions::default()).is_err());
+        assert_eq!(
+            file_hash(&path),
+            before,
+            "schema {version}: the refused file changed"
+        );
+    }
+}
+
+#[test]
+fn a_file_that_is_not_redb_is_refused_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, bytes) in [
+        (
+            "text.redb",
+            b"this is a text file, not a database\n".repeat(200),
+        ),
+        ("short.redb", b"hello".to_vec()),
+        ("wasm.redb", b"\0asm\x01\0\0\0".repeat(1000)),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, &bytes).unwrap();
+        let error = Store::open(&path, StoreOptions::default()).unwrap_err();
+        assert!(error.to_string().contains(name), "{error}");
+        assert_eq!(std::fs::read(&path).unwrap(), bytes, "{name} was modified");
+    }
+}
+
+/// A file copied while its store was open needs redb's repair, which writes: its check runs on
+/// a copy in memory, so a refused one stays as it was and a good one opens.
+#[test]
+fn a_file_that_needs_repair_is_checked_before_it_is_repaired() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.redb");
+    let store = Store::open(&path, StoreOptions::default()).unwrap();
+    let unclean_current = dir.path().join("current.redb");
+    std::fs::copy(&path, &unclean_current).unwrap();
+    write_schema_version(&store, 9);
+    let unclean_newer = dir.path().join("newer.redb");
+    std::fs::copy(&path, &unclean_newer).unwrap();
+    drop(store);
+    let before = file_hash(&unclean_newer);
+    let error = Store::open(&unclean_newer, StoreOptions::default()).unwrap_err();
+    assert!(
+        matches!(error, StoreError::SchemaTooNew { found: 9, .. }),
+        "{error:?}"
+    );
+    assert_eq!(file_hash(&unclean_newer), before);
+    let store = Store::open(&unclean_current, StoreOptions::default()).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+}
+
 #[test]
 fn an_older_schema_without_migration_is_refused() {
     let dir = tempfile::tempdir().unwrap();
