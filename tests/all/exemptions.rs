@@ -81,6 +81,8 @@ async fn approval_checks_the_bound_in_force() {
         .await
         .unwrap();
     engine.shutdown().await;
+    // The engine's store readers hold the file until the engine is dropped.
+    drop(engine);
 
     let mut config = org.config();
     config.exemptions.max_days = 30;

@@ -141,11 +141,18 @@ async fn the_demo_policy_refuses_a_manifest_granting_the_host_root() {
         "{error}"
     );
     assert!(error.contains("repos"), "{error}");
-    // The demo's own plugins satisfy its policy: all five loaded, host-root did not.
-    let mut loaded: Vec<&str> = status["plugins"]
-        .as_array()
-        .unwrap()
+    // The demo's own plugins satisfy its policy: all five loaded; host-root is listed as
+    // failed (a refused manifest still declares its plugin, so its rules are errors).
+    let plugins = status["plugins"].as_array().unwrap();
+    let host_root = plugins
         .iter()
+        .find(|p| p["name"] == "host-root")
+        .expect("host-root is listed");
+    assert_eq!(host_root["state"]["state"], "failed", "{status}");
+    assert!(host_root["version"].is_null(), "{status}");
+    let mut loaded: Vec<&str> = plugins
+        .iter()
+        .filter(|p| p["state"]["state"] == "active")
         .map(|p| p["name"].as_str().unwrap())
         .collect();
     loaded.sort();
