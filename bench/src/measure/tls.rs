@@ -95,8 +95,8 @@ pub fn section(
              connection), not per request; what a handshake costs a request is the \
              new-connection row ({new_connections} sequential gate requests, each on a client \
              with an empty pool: TCP connect, TLS handshake over HTTPS, answer). Delivery: the \
-             degrading change of the Automation section ({degraded} notifications) delivered by \
-             the daemon's outbox (its pooled client, connections kept alive) to a receiver on \
+             degrading change of the Automation section (the notifications of {degraded} newly \
+             failing entities) delivered by the daemon's outbox (its pooled client, connections kept alive) to a receiver on \
              127.0.0.1 in this process — plain HTTP, or HTTPS with the same CA's certificate, \
              trusted by the daemon through `tls_ca_file`; throughput from first to last \
              notification. One delivery run per variant: the change can be made once per store.",
