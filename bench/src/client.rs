@@ -7,6 +7,12 @@
 //! from the moment a request is handed to the client; how late the sender was against its
 //! schedule is reported apart, so a client that could not keep up is visible. Only 127.0.0.1
 //! is ever a target.
+//!
+//! Over HTTPS ([`Http::new_tls`]) the client is readyd's own outgoing client (`readyd::net`,
+//! rustls through a hyper-util connector, the one `readyd gate --ca-file` uses in CI) trusting
+//! the run's throwaway CA besides the system roots. Both kinds pool and keep connections alive, as a CI runner's HTTP
+//! client would: a TLS handshake is paid once per pooled connection, not per request
+//! ([`Http::fresh`] gives a client with an empty pool, to measure that cost apart).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,19 +32,61 @@ use crate::stats::Samples;
 /// A client of one daemon.
 #[derive(Clone)]
 pub struct Http {
-    client: Client<HttpConnector, Full<Bytes>>,
+    pool: Pool,
     base: String,
+}
+
+#[derive(Clone)]
+enum Pool {
+    Plain(Client<HttpConnector, Full<Bytes>>),
+    /// The `Net` is kept to make [`Http::fresh`] clients with the same trust.
+    Tls(readyd::net::HttpClient<Full<Bytes>>, readyd::net::Net),
+}
+
+fn plain_pool() -> Client<HttpConnector, Full<Bytes>> {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build(connector)
 }
 
 impl Http {
     pub fn new(addr: SocketAddr) -> Http {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
         Http {
-            client: Client::builder(TokioExecutor::new())
-                .pool_idle_timeout(Duration::from_secs(30))
-                .build(connector),
+            pool: Pool::Plain(plain_pool()),
             base: format!("http://{addr}"),
+        }
+    }
+
+    /// HTTPS to `addr`, trusting the CA in `ca_file` as `readyd gate --ca-file` does; never
+    /// through a proxy, whatever the environment says (loopback only).
+    pub fn new_tls(addr: SocketAddr, ca_file: &std::path::Path) -> anyhow::Result<Http> {
+        let net = readyd::net::Net::new(Some(ca_file), readyd::net::ProxySettings::direct())
+            .map_err(|e| anyhow!("the HTTPS client: {e}"))?;
+        Ok(Http {
+            pool: Pool::Tls(net.client(), net),
+            base: format!("https://{addr}"),
+        })
+    }
+
+    /// The same kind of client with an empty pool: its first request opens a new connection
+    /// (TCP, and the TLS handshake over HTTPS).
+    pub fn fresh(&self) -> Http {
+        Http {
+            pool: match &self.pool {
+                Pool::Plain(_) => Pool::Plain(plain_pool()),
+                Pool::Tls(_, net) => Pool::Tls(net.client(), net.clone()),
+            },
+            base: self.base.clone(),
+        }
+    }
+
+    /// `http` or `https`.
+    pub fn scheme(&self) -> &'static str {
+        match self.pool {
+            Pool::Plain(_) => "http",
+            Pool::Tls(..) => "https",
         }
     }
 
@@ -63,11 +111,12 @@ impl Http {
             }
             None => Full::new(Bytes::new()),
         };
-        let response = self
-            .client
-            .request(request.body(body)?)
-            .await
-            .with_context(|| format!("requesting {path}"))?;
+        let request = request.body(body)?;
+        let response = match &self.pool {
+            Pool::Plain(client) => client.request(request).await,
+            Pool::Tls(client, _) => client.request(request).await,
+        }
+        .with_context(|| format!("requesting {path}"))?;
         let status = response.status();
         let bytes = response
             .into_body()

@@ -1,7 +1,7 @@
 //! The daemon under load: a child process running readyd's engine and HTTP layer on the
 //! organisation (the harness's own binary, `readyd-bench daemon --config FILE`, which does what
 //! `readyd serve` does: `Engine::start` then `readyd::http::serve`), and the local notification
-//! receiver its webhooks post to.
+//! receiver its webhooks post to (plain HTTP, or HTTPS with the run's CA for the TLS figures).
 //!
 //! A separate process so that the load generator does not share the daemon's runtime and so that
 //! its resident memory is the daemon's alone (read from `/proc/<pid>/status`). It stops when its
@@ -72,6 +72,8 @@ pub struct DaemonSetup {
     /// Where the `bench` webhook channel posts (the receiver).
     pub webhook: String,
     pub debounce_ms: u64,
+    /// Serve HTTPS with the run's certificate and trust its CA for outgoing deliveries.
+    pub tls: Option<crate::tls::BenchTls>,
 }
 
 impl DaemonSetup {
@@ -87,6 +89,15 @@ impl DaemonSetup {
             path(&self.dir.join("cache")),
             self.debounce_ms,
         );
+        if let Some(tls) = &self.tls {
+            // Top-level keys: they must come before the first table, so they go in front.
+            text = format!(
+                "tls_cert_file = {}\ntls_key_file = {}\ntls_ca_file = {}\n{text}",
+                path(&tls.cert_file),
+                path(&tls.key_file),
+                path(&tls.ca_file),
+            );
+        }
         text.push_str(&format!(
             "[[tokens]]\nname = \"bench-admin\"\nrole = \"admin\"\ntoken = \"{ADMIN_TOKEN}\"\n\n[[tokens]]\nname = \"bench-approver\"\nrole = \"approver\"\ntoken = \"{APPROVER_TOKEN}\"\n\n"
         ));
@@ -216,8 +227,8 @@ impl DaemonChild {
     }
 }
 
-/// A local HTTP receiver for webhooks: answers 200 at once and records each request's path and
-/// arrival time.
+/// A local HTTP (or HTTPS) receiver for webhooks: answers 200 at once and records each request's
+/// path and arrival time.
 #[derive(Clone)]
 pub struct Receiver {
     pub addr: SocketAddr,
@@ -226,6 +237,15 @@ pub struct Receiver {
 
 impl Receiver {
     pub async fn start() -> anyhow::Result<Receiver> {
+        Receiver::start_with(None).await
+    }
+
+    /// An HTTPS receiver with this server configuration (the run's certificate for 127.0.0.1).
+    pub async fn start_tls(config: Arc<rustls::ServerConfig>) -> anyhow::Result<Receiver> {
+        Receiver::start_with(Some(tokio_rustls::TlsAcceptor::from(config))).await
+    }
+
+    async fn start_with(tls: Option<tokio_rustls::TlsAcceptor>) -> anyhow::Result<Receiver> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let hits: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
@@ -233,6 +253,7 @@ impl Receiver {
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let recorded = recorded.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let service =
                         service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
@@ -249,9 +270,19 @@ impl Receiver {
                                 )))
                             }
                         });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    match tls {
+                        None => {
+                            let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                        }
+                        Some(acceptor) => {
+                            // A failed handshake is the daemon's to report (its delivery
+                            // retries and dead letters); the receiver just drops the socket.
+                            if let Ok(stream) = acceptor.accept(stream).await {
+                                let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                            }
+                        }
+                    }
                 });
             }
         });
@@ -285,6 +316,7 @@ mod tests {
             plugins: dir.path().join("plugins"),
             webhook: "http://127.0.0.1:9/hook".into(),
             debounce_ms: 150,
+            tls: Some(crate::tls::BenchTls::generate(&dir.path().join("tls")).unwrap()),
         };
         let file = dir.path().join("readyd.toml");
         std::fs::write(&file, setup.config_text()).unwrap();
@@ -294,5 +326,10 @@ mod tests {
         assert!(config.watch.enabled);
         assert_eq!(config.tokens.len(), 2 + TEAMS);
         assert_eq!(config.routes[0].scorecards, vec!["canary".to_owned()]);
+        assert_eq!(
+            config.tls_cert_file,
+            Some(dir.path().join("tls/server.pem"))
+        );
+        assert_eq!(config.tls_ca_file, Some(dir.path().join("tls/ca.pem")));
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! Order: generate → peers (the agreement check first: a run whose engines disagree is a failed
 //! run) → pure evaluator → seed a store → full pass with commit → plugins → plugin rules in a
-//! pass → engine in process → child daemon (API, exemptions, hot reload, automation). An area
+//! pass → engine in process → child daemon (API, exemptions, hot reload, automation) → two more
+//! child daemons, plain HTTP and HTTPS, for the TLS section (gate and delivery). An area
 //! that cannot be measured (the engine not serving yet, a peer not installed) becomes rows that
 //! say why; the run goes on. Only disagreements between engines, or between a plugin rule and its
 //! built-in equivalent, fail the run.
@@ -16,7 +17,7 @@ use anyhow::{Context as _, anyhow};
 
 use crate::client::Http;
 use crate::daemon::{DaemonChild, DaemonSetup, Receiver};
-use crate::measure::{api, automation, engine, evaluation, plugins, reload, soak};
+use crate::measure::{api, automation, engine, evaluation, plugins, reload, soak, tls};
 use crate::org::{Org, OrgSpec};
 use crate::peers::{self, jre, rego};
 use crate::report::{Machine, PeerRow, Report, Row, Section};
@@ -53,6 +54,8 @@ struct Plan {
     swaps: usize,
     /// Seconds of the mixed-load soak.
     soak_secs: u64,
+    /// Sequential gate requests on new connections, per scheme (TLS section).
+    new_connections: usize,
 }
 
 impl Plan {
@@ -82,6 +85,7 @@ impl Plan {
                 },
                 swaps: 3,
                 soak_secs: 5,
+                new_connections: 20,
             }
         } else {
             Plan {
@@ -108,6 +112,7 @@ impl Plan {
                 },
                 swaps: 10,
                 soak_secs: 60,
+                new_connections: 200,
             }
         }
     }
@@ -329,7 +334,7 @@ pub fn run(options: &Options) -> anyhow::Result<Report> {
     }
 
     let seeded = work.join("seeded.redb");
-    let seed_time = if wants("pass") || wants("engine") || wants("daemon") {
+    let seed_time = if wants("pass") || wants("engine") || wants("daemon") || wants("tls") {
         eprintln!("readyd-bench: seeding a store");
         engine::seed_store(&org, &seeded)?
     } else {
@@ -410,7 +415,7 @@ pub fn run(options: &Options) -> anyhow::Result<Report> {
             )),
         }
         }
-        if !(wants("engine") || wants("daemon")) {
+        if !(wants("engine") || wants("daemon") || wants("tls")) {
             return Ok(());
         }
 
@@ -444,6 +449,10 @@ pub fn run(options: &Options) -> anyhow::Result<Report> {
         if wants("daemon") {
             eprintln!("readyd-bench: daemon");
             daemon_phase(&org, &work, engine_data.as_deref().unwrap_or(&seeded), plan, &mut sections).await;
+        }
+        if wants("tls") {
+            eprintln!("readyd-bench: tls");
+            sections.push(tls_phase(&org, &work, engine_data.as_deref().unwrap_or(&seeded), plan).await);
         }
         Ok::<_, anyhow::Error>(())
     })?;
@@ -484,6 +493,126 @@ const RELOAD_TARGETS: [(&str, &str); 3] = [
     ("failed API requests during the swaps", "0"),
 ];
 
+/// Prepares `dir` for a child daemon (a copy of the store `data`, the daemon's standards, the
+/// no-op plugin), its webhook pointing at `receiver` (`https` when `tls` is given, which also
+/// makes the daemon serve HTTPS and trust the run's CA), and spawns it. The no-op plugin's
+/// component path comes back for the hot-reload swaps.
+async fn spawn_daemon(
+    org: &Org,
+    dir: &Path,
+    data: &Path,
+    receiver: &Receiver,
+    tls: Option<&crate::tls::BenchTls>,
+) -> anyhow::Result<(DaemonSetup, DaemonChild, PathBuf)> {
+    std::fs::create_dir_all(dir)?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let setup = DaemonSetup {
+        dir: dir.to_owned(),
+        data: dir.join("readyd.redb"),
+        catalog: org.dirs.catalog.clone(),
+        standards: dir.join("standards"),
+        plugins: dir.join("plugins"),
+        webhook: format!("{scheme}://{}/hook", receiver.addr),
+        debounce_ms: 150,
+        tls: tls.cloned(),
+    };
+    std::fs::copy(data, &setup.data).context("copying the store for the daemon")?;
+    copy_dir(&org.dirs.standards_daemon, &setup.standards)?;
+    std::fs::create_dir_all(&setup.plugins)?;
+    let noop = plugins::artifact("fixture-noop-check")?;
+    std::fs::copy(&noop, setup.plugins.join("noop-check-v0.wasm"))?;
+    std::fs::write(
+        setup.plugins.join("noop-check.toml"),
+        reload::noop_manifest(0),
+    )?;
+    let child = DaemonChild::spawn(&setup).await?;
+    Ok((setup, child, noop))
+}
+
+/// Until `/readyz` answers 200 (at most 120 s).
+async fn ready(http: &Http) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + tls::READY_WITHIN;
+    loop {
+        if let Ok((status, _)) = http.send(http::Method::GET, "/readyz", None, None).await
+            && status.is_success()
+        {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(anyhow!(
+                "/readyz did not answer 200 over {} within {} s",
+                http.scheme(),
+                tls::READY_WITHIN.as_secs()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The TLS section: a plain daemon, then an HTTPS one, each measured and stopped before the
+/// next starts (so they never share the CPU); failures become rows saying why.
+async fn tls_phase(org: &Arc<Org>, work: &Path, data: &Path, plan: Plan) -> Section {
+    let certificates = match crate::tls::BenchTls::generate(&work.join("tls-ca")) {
+        Ok(c) => c,
+        Err(e) => {
+            let failed = || Err(anyhow!("making the test CA: {e:#}"));
+            return tls::section(
+                failed(),
+                failed(),
+                org.entities.len(),
+                org.degraded_group_size(),
+                plan.api,
+                plan.new_connections,
+            );
+        }
+    };
+    let mut variants = Vec::new();
+    for tls_files in [None, Some(&certificates)] {
+        let scheme = if tls_files.is_some() { "https" } else { "http" };
+        let dir = work.join(format!("tls-daemon-{scheme}"));
+        let measured = async {
+            let receiver = match tls_files {
+                None => Receiver::start().await?,
+                Some(t) => Receiver::start_tls(t.server_config()?).await?,
+            };
+            let (setup, child, _) = spawn_daemon(org, &dir, data, &receiver, tls_files).await?;
+            let http = match tls_files {
+                None => Http::new(child.addr),
+                Some(t) => Http::new_tls(child.addr, &t.ca_file)?,
+            };
+            let result = async {
+                ready(&http).await?;
+                tls::measure_variant(
+                    &http,
+                    &receiver,
+                    &setup.standards,
+                    org,
+                    plan.api,
+                    plan.new_connections,
+                )
+                .await
+            }
+            .await;
+            let stopped = child.stop().await;
+            let variant = result?;
+            stopped?;
+            Ok::<_, anyhow::Error>(variant)
+        };
+        eprintln!("readyd-bench: tls: {scheme} daemon");
+        variants.push(measured.await);
+    }
+    let https = variants.pop().expect("two variants");
+    let plain = variants.pop().expect("two variants");
+    tls::section(
+        plain,
+        https,
+        org.entities.len(),
+        org.degraded_group_size(),
+        plan.api,
+        plan.new_connections,
+    )
+}
+
 /// The child daemon's measurements; every failure becomes rows saying why.
 async fn daemon_phase(
     org: &Arc<Org>,
@@ -494,27 +623,8 @@ async fn daemon_phase(
 ) {
     let dir = work.join("daemon");
     let prepared = async {
-        std::fs::create_dir_all(&dir)?;
         let receiver = Receiver::start().await?;
-        let setup = DaemonSetup {
-            dir: dir.clone(),
-            data: dir.join("readyd.redb"),
-            catalog: org.dirs.catalog.clone(),
-            standards: dir.join("standards"),
-            plugins: dir.join("plugins"),
-            webhook: format!("http://{}/hook", receiver.addr),
-            debounce_ms: 150,
-        };
-        std::fs::copy(data, &setup.data).context("copying the store for the daemon")?;
-        copy_dir(&org.dirs.standards_daemon, &setup.standards)?;
-        std::fs::create_dir_all(&setup.plugins)?;
-        let noop = plugins::artifact("fixture-noop-check")?;
-        std::fs::copy(&noop, setup.plugins.join("noop-check-v0.wasm"))?;
-        std::fs::write(
-            setup.plugins.join("noop-check.toml"),
-            reload::noop_manifest(0),
-        )?;
-        let child = DaemonChild::spawn(&setup).await?;
+        let (setup, child, noop) = spawn_daemon(org, &dir, data, &receiver, None).await?;
         Ok::<_, anyhow::Error>((receiver, setup, child, noop))
     };
     let (receiver, setup, child, noop) = match prepared.await {
@@ -535,21 +645,7 @@ async fn daemon_phase(
         }
     };
     let http = Http::new(child.addr);
-    let ready = async {
-        let deadline = std::time::Instant::now() + Duration::from_secs(120);
-        loop {
-            if let Ok((status, _)) = http.send(http::Method::GET, "/readyz", None, None).await
-                && status.is_success()
-            {
-                return Ok(());
-            }
-            if std::time::Instant::now() > deadline {
-                return Err(anyhow!("/readyz did not answer 200 within 120 s"));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    };
-    if let Err(e) = ready.await {
+    if let Err(e) = ready(&http).await {
         sections.push(unmeasured(
             "HTTP API (child daemon, loopback)",
             &API_TARGETS,

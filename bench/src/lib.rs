@@ -10,7 +10,8 @@
 //! - [`peers`]: the shared rule set, its translations, the other engines, the agreement check.
 //! - [`measure`]: one module per area (evaluation, plugins, engine, API, reload, automation).
 //! - [`daemon`]: the child daemon process and the local webhook receiver.
-//! - [`client`]: the loopback HTTP client and the open-loop load generator.
+//! - [`client`]: the loopback HTTP(S) client and the open-loop load generator.
+//! - [`tls`]: the run's throwaway CA and server certificate (the HTTPS figures).
 //! - [`stats`], [`report`]: medians and spreads; BENCHMARKS.md.
 //!
 //! The harness measures and reports; it never asserts a timing (the machine is shared and noisy)
@@ -25,3 +26,4 @@ pub mod peers;
 pub mod report;
 pub mod rng;
 pub mod stats;
+pub mod tls;

@@ -41,9 +41,9 @@ struct Cli {
     #[arg(long)]
     keep: Option<PathBuf>,
     /// Run only these sections (comma-separated: peers, evaluator, pass, plugins, workload,
-    /// engine, daemon), for working on one figure; the report then goes to
+    /// engine, daemon, tls), for working on one figure; the report then goes to
     /// target/readyd-bench/BENCHMARKS-only.md unless --out says otherwise.
-    #[arg(long, value_delimiter = ',', value_parser = ["peers", "evaluator", "pass", "plugins", "workload", "engine", "daemon"])]
+    #[arg(long, value_delimiter = ',', value_parser = ["peers", "evaluator", "pass", "plugins", "workload", "engine", "daemon", "tls"])]
     only: Vec<String>,
     #[command(subcommand)]
     command: Option<Command>,

@@ -1,7 +1,9 @@
 //! The harness works end to end: `readyd-bench --quick` on a tiny organisation (100 entities)
 //! runs every phase, the peers give readyd's answers (a disagreement makes the binary exit
 //! non-zero), and the report is written. Timings are not checked: only that each area produced
-//! its table. The node peer is skipped, with a note, when node or json-rules-engine is missing.
+//! its table; the TLS section (a daemon serving HTTPS with a CA the harness made, deliveries to an
+//! HTTPS receiver) must have measured both schemes, not fallen back to rows saying why. The node
+//! peer is skipped, with a note, when node or json-rules-engine is missing.
 
 use std::process::Command;
 
@@ -32,6 +34,7 @@ fn quick_harness_on_a_tiny_org() {
         "## HTTP API (child daemon, loopback)",
         "## Hot reload",
         "## Automation",
+        "## TLS: HTTPS against HTTP",
         "## Peers: the same rules on the same facts",
     ] {
         assert!(report.contains(heading), "missing {heading}:\n{report}");
@@ -47,6 +50,18 @@ fn quick_harness_on_a_tiny_org() {
     if node.is_none() {
         let jre = peer_line("json-rules-engine").expect("a json-rules-engine row");
         assert!(jre.ends_with("| yes |"), "{jre}");
+    }
+    for row in [
+        "| GET /v1/gate/{id} p99 at 5,000 req/s over HTTPS |",
+        "| deliveries/s over HTTP |",
+        "| deliveries/s over HTTPS |",
+        "| deliveries/s, HTTPS / HTTP |",
+    ] {
+        let line = report
+            .lines()
+            .find(|l| l.starts_with(row))
+            .unwrap_or_else(|| panic!("missing the row {row}:\n{report}"));
+        assert!(!line.contains("not measured"), "{line}");
     }
     assert!(!report.contains("## Run failed"), "{report}");
 }

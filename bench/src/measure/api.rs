@@ -36,7 +36,7 @@ fn ms(us: f64) -> f64 {
     us / 1e3
 }
 
-fn load_rows(
+pub(crate) fn load_rows(
     section: &mut Section,
     label: &str,
     rate: f64,
@@ -104,6 +104,41 @@ fn wrk_installed() -> bool {
     Command::new("wrk").arg("--version").output().is_ok()
 }
 
+/// `/v1/gate/{id}` of every entity, the paths the gate load cycles over.
+pub fn gate_paths(org: &Org) -> Arc<Vec<String>> {
+    Arc::new(
+        org.entities
+            .iter()
+            .map(|e| format!("/v1/gate/{}", e.identifier))
+            .collect(),
+    )
+}
+
+/// The gate at [`GATE_RATE`]: one probe (the answer has `allowed`), a 1 s warm-up at 1,000 req/s
+/// (which also fills the client's pool), then `runs.runs` open-loop runs.
+pub async fn gate_runs(
+    http: &Http,
+    gate_paths: &Arc<Vec<String>>,
+    runs: ApiRuns,
+) -> anyhow::Result<Vec<LoadRun>> {
+    let probe = http
+        .get_json(&gate_paths[0])
+        .await
+        .context("the gate does not answer")?;
+    if probe.get("allowed").is_none() {
+        return Err(anyhow!("the gate answered {probe} without `allowed`"));
+    }
+    let warm = open_loop(http, gate_paths.clone(), 1_000.0, Duration::from_secs(1)).await;
+    if warm.ok == 0 {
+        return Err(anyhow!("no gate request succeeded during the warm-up"));
+    }
+    let mut gate = Vec::new();
+    for _ in 0..runs.runs {
+        gate.push(open_loop(http, gate_paths.clone(), GATE_RATE, runs.duration).await);
+    }
+    Ok(gate)
+}
+
 /// The load measurements and the daemon's memory.
 pub async fn measure(
     http: &Http,
@@ -126,33 +161,14 @@ pub async fn measure(
             runs.duration.as_secs_f64()
         ),
     );
-    let gate_paths: Arc<Vec<String>> = Arc::new(
-        org.entities
-            .iter()
-            .map(|e| format!("/v1/gate/{}", e.identifier))
-            .collect(),
-    );
+    let gate_paths = gate_paths(org);
     let score_paths: Arc<Vec<String>> = Arc::new(
         org.entities
             .iter()
             .map(|e| format!("/v1/entities/{}/scores", e.identifier))
             .collect(),
     );
-    let probe = http
-        .get_json(&gate_paths[0])
-        .await
-        .context("the gate does not answer")?;
-    if probe.get("allowed").is_none() {
-        return Err(anyhow!("the gate answered {probe} without `allowed`"));
-    }
-    let warm = open_loop(http, gate_paths.clone(), 1_000.0, Duration::from_secs(1)).await;
-    if warm.ok == 0 {
-        return Err(anyhow!("no gate request succeeded during the warm-up"));
-    }
-    let mut gate = Vec::new();
-    for _ in 0..runs.runs {
-        gate.push(open_loop(http, gate_paths.clone(), GATE_RATE, runs.duration).await);
-    }
+    let mut gate = gate_runs(http, &gate_paths, runs).await?;
     load_rows(
         &mut section,
         "GET /v1/gate/{id}",

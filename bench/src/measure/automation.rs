@@ -38,26 +38,40 @@ async fn outbox_pending(http: &Http) -> anyhow::Result<f64> {
         .unwrap_or(0.0))
 }
 
-/// The degrading change and the deliveries it causes. `degraded` is how many entities the
-/// change makes fail (the size of `bench_group` 7).
-pub async fn measure(
+/// What one degrading change caused: when its tasks were committed and when each notification
+/// reached the receiver.
+#[derive(Debug)]
+pub struct Delivery {
+    /// Change → every task and outbox entry committed.
+    pub committed: Duration,
+    /// The moment of the rename.
+    pub started: Instant,
+    /// Arrival of each notification at the receiver, in order.
+    pub arrivals: Vec<Instant>,
+}
+
+impl Delivery {
+    /// Notifications per second, first to last (none with fewer than two).
+    pub fn throughput(&self) -> Option<f64> {
+        match (self.arrivals.first(), self.arrivals.last()) {
+            (Some(first), Some(last)) if self.arrivals.len() > 1 => {
+                let span = last.duration_since(*first).as_secs_f64();
+                Some(self.arrivals.len() as f64 / span.max(1e-6))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Makes the degrading change and waits for its tasks, then for its notifications: until the
+/// outbox is empty and nothing arrived for 2 s (at most 300 s). `degraded` is how many entities
+/// the change makes fail (the size of `bench_group` 7).
+pub async fn deliver(
     http: &Http,
     receiver: &Receiver,
     standards: &Path,
-    entities: usize,
     degraded: usize,
-) -> anyhow::Result<Section> {
-    let mut section = Section::new(
-        "Automation",
-        format!(
-            "`canary.yaml` (required at Bronze by every tier) replaced by rename with a version \
-             whose Bronze rule fails for {degraded} of {entities} entities. Committed: when \
-             `/v1/status` counts the {degraded} new open tasks (tasks, events and outbox entries \
-             are committed in one transaction with the results). Delivery: the `canary` events \
-             go to a generic JSON webhook (HMAC-signed) served on 127.0.0.1 by this process; \
-             counted until the outbox is empty and no notification arrived for 2 s."
-        ),
-    );
+) -> anyhow::Result<Delivery> {
     let baseline = open_tasks(http).await?;
     let file = standards.join("scorecards").join("canary.yaml");
     let tmp = file.with_file_name(".canary.yaml.tmp");
@@ -107,6 +121,38 @@ pub async fn measure(
         .into_iter()
         .skip(before)
         .collect();
+    Ok(Delivery {
+        committed,
+        started,
+        arrivals,
+    })
+}
+
+/// The degrading change and the deliveries it causes. `degraded` is how many entities the
+/// change makes fail (the size of `bench_group` 7).
+pub async fn measure(
+    http: &Http,
+    receiver: &Receiver,
+    standards: &Path,
+    entities: usize,
+    degraded: usize,
+) -> anyhow::Result<Section> {
+    let mut section = Section::new(
+        "Automation",
+        format!(
+            "`canary.yaml` (required at Bronze by every tier) replaced by rename with a version \
+             whose Bronze rule fails for {degraded} of {entities} entities. Committed: when \
+             `/v1/status` counts the {degraded} new open tasks (tasks, events and outbox entries \
+             are committed in one transaction with the results). Delivery: the `canary` events \
+             go to a generic JSON webhook (HMAC-signed) served on 127.0.0.1 by this process; \
+             counted until the outbox is empty and no notification arrived for 2 s."
+        ),
+    );
+    let Delivery {
+        committed,
+        started,
+        arrivals,
+    } = deliver(http, receiver, standards, degraded).await?;
     let mut committed_ms = Samples::from_values([committed.as_secs_f64() * 1e3]);
     section.rows.push(Row::info(
         &format!("change → {degraded} tasks and their outbox entries committed"),

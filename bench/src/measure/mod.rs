@@ -7,6 +7,7 @@
 //! - [`api`]: the child daemon's API under open-loop load, exemptions, memory.
 //! - [`reload`]: hot reload of a scorecard and of a plugin build.
 //! - [`automation`]: a degrading standards change, tasks, outbox, webhook delivery.
+//! - [`tls`]: the gate and webhook delivery over HTTPS against the same over HTTP.
 //! - [`soak`]: mixed reads, gate queries and durable writes with a hot reload halfway, memory
 //!   over time.
 
@@ -17,3 +18,4 @@ pub mod evaluation;
 pub mod plugins;
 pub mod reload;
 pub mod soak;
+pub mod tls;
