@@ -448,7 +448,8 @@ impl Worker {
                         },
                         None => DeliveryError::Transport {
                             channel: name.clone(),
-                            message: crate::net::redact_text(&error_chain(&error)).into_owned(),
+                            message: crate::net::redact_text(&crate::net::error_chain(&error))
+                                .into_owned(),
                         },
                     }
                 })?;
@@ -552,18 +553,6 @@ fn build_request(
     builder
         .body(Full::new(Bytes::from(body)))
         .map_err(|e| bad_url(e.to_string()))
-}
-
-/// `error` and its causes, `: `-separated (hyper's top-level message alone says little).
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }
 
 #[cfg(test)]

@@ -104,7 +104,7 @@ pub async fn ask_gate_via(
                 },
                 None => GateError::Transport {
                     url: shown.clone(),
-                    message: error_chain(&e),
+                    message: crate::net::error_chain(&e),
                 },
             })?;
         let status = response.status();
@@ -181,17 +181,6 @@ fn render(answer: &GateAnswer) -> String {
         out.push_str(&format!("  - {reason}\n"));
     }
     out
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }
 
 #[cfg(test)]

@@ -532,6 +532,18 @@ pub fn redact_text(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// `error` and its causes, `: `-separated (hyper's top-level message alone says little).
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
 fn next_url(lower: &str) -> Option<usize> {
     match (lower.find("http://"), lower.find("https://")) {
         (Some(a), Some(b)) => Some(a.min(b)),
